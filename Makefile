@@ -1,0 +1,32 @@
+# Quick start: `make run` executes every notebook headless (PRESET=cpu by default; PRESET=quick
+# for a smoke run) and regenerates artefacts/; `make test` runs the test suite; `make lab`
+# opens JupyterLab. Each creates .venv on first use.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch; an existing torch in the environment is kept as it is.
+TORCH_SPEC ?= torch==2.13.0
+PRESET ?= cpu
+
+.PHONY: setup run test lab clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: setup
+	$(PY) scripts/run_notebooks.py --preset $(PRESET)
+
+test: setup
+	$(PY) -m pytest
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) .pytest_cache

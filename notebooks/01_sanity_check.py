@@ -1,0 +1,175 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Sanity check: the LSTM baseline, end to end
+#
+# Before comparing models we check that every stage of the pipeline works: the GPT-2
+# tokenizer, the data loader, a model's forward and backward pass, the optimizer, and text
+# generation. This is the course notes' first command, run inside a notebook:
+#
+# ```
+# OMP_NUM_THREADS=1 python3 pico-llm.py --tinystories_weight 0.0 --input_files 3seqs.txt \
+#     --block_size 32 --max_steps_per_epoch 1 --kgram_k 2 --embed_size 64 --device_id cpu
+# ```
+#
+# It trains an LSTM for three epochs of one step each on three numeric sequences. The model
+# will not learn much; what we check is that the loss starts where theory says it must and
+# moves down.
+
+# %% [markdown]
+# ## Set-up
+# This cell finds the bundle's helper module. On Colab it first fetches the bundle and the
+# packages Colab lacks (never torch, which Colab already has).
+
+# %%
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+if "google.colab" in sys.modules and not Path("pico-llm").exists():
+    subprocess.run(["git", "clone", "--depth", "1", os.environ.get("PICOLLM_REPO", "https://github.com/pico-llm/pico-llm")], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "pico-llm/requirements.txt"], check=True)
+ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents, Path("pico-llm").resolve()] if (p / "picollm_helpers").is_dir())
+sys.path.insert(0, str(ROOT))
+os.chdir(ROOT)
+
+# %% [markdown]
+# ## Parameters
+# `PRESET` sets the budget: `quick` (seconds, for tests), `cpu` (a laptop) or `gpu`. Left at
+# `None` it comes from the `PICOLLM_PRESET` environment variable, else from the hardware.
+
+# %% tags=["parameters"]
+PRESET = None
+SEED = 0
+
+# %% [markdown]
+# Imports, the run preset and the device (CUDA when present, else Apple's MPS, else the CPU).
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+import picollm_helpers as h
+
+run = h.get_run_preset(PRESET)
+device = h.pick_device()
+print(f"preset {run.name}, device {h.describe_device(device)}")
+
+# %% [markdown]
+# ## 1. The tokenizer
+# GPT-2's byte-pair encoding has 50,257 tokens. Text becomes a list of token ids, and the ids
+# decode back to exactly the same text.
+
+# %%
+enc = h.get_tokenizer()
+ids = enc.encode("Once upon a time")
+print(f"vocabulary: {enc.n_vocab:,} tokens; '<|endoftext|>' is {enc.eot_token}")
+print("Once upon a time ->", ids, "->", [enc.decode([i]) for i in ids])
+assert enc.decode(ids) == "Once upon a time"
+
+# %% [markdown]
+# ## 2. The data
+# `3seqs.txt` holds three numeric sequences, one a line. Each line is one training example,
+# tokenized and cut to `block_size` = 32 tokens. A batch is a `(seq_len, batch)` tensor, as in
+# the starter code, with a mask marking the real tokens (the rest is padding).
+
+# %%
+BLOCK_SIZE = 32
+h.seed_everything(SEED)
+corpus = h.build_corpus(enc, BLOCK_SIZE, tinystories_weight=0.0, input_files=["3seqs.txt"], seed=SEED)
+print(f"{corpus.num_train} training sequences, lengths {[len(s) for s in corpus.train_other]}")
+tokens, mask = next(iter(corpus.train_loader(batch_size=16, seed=SEED)))
+print("batch tokens:", tuple(tokens.shape), " mask of real tokens:", tuple(mask.shape))
+print("first sequence starts:", repr(enc.decode(tokens[:12, 0].tolist())))
+
+# %% [markdown]
+# ## 3. The model, and the loss it must start from
+# An untrained model spreads its probability about evenly over the vocabulary, so its
+# cross-entropy should be close to ln(50,257) ≈ 10.82 nats. A much larger first loss would
+# point at a bug (the course notes once recorded 234 and 360).
+
+# %%
+h.seed_everything(SEED)
+model = h.LSTMSeqModel(enc.n_vocab, embed_size=64, hidden_size=64).to(device)
+with torch.no_grad():
+    tokens, mask = tokens.to(device), mask.to(device)
+    initial_loss = h.compute_next_token_loss(model(tokens), tokens, mask).item()
+print(f"{h.count_parameters(model):,} parameters; loss at initialization {initial_loss:.3f} "
+      f"vs ln V = {math.log(enc.n_vocab):.3f}")
+
+# %% [markdown]
+# ## 4. Three abbreviated epochs
+# One optimizer step per epoch, as in the command. `train_model` returns a table with one row
+# per step: the loss, how many tokens it trained on, and how fast.
+
+# %%
+history = h.train_model(model, corpus.train_loader(batch_size=16, seed=SEED), epochs=3,
+                        max_steps_per_epoch=1, name="LSTM sanity run")
+history
+
+# %% [markdown]
+# ## 5. A longer run, to see the loss fall
+# Three steps barely move the loss. The same model trained for the preset's budget shows the
+# curve a presentation needs.
+
+# %%
+h.seed_everything(SEED)
+longer_model = h.LSTMSeqModel(enc.n_vocab, embed_size=64, hidden_size=64).to(device)
+longer = h.train_model(longer_model, corpus.train_loader(batch_size=16, seed=SEED), epochs=run.train_steps,
+                       max_steps_per_epoch=1, name=f"LSTM, {run.train_steps} steps")
+both_runs = pd.concat([history.assign(model="3 steps (the command)"), longer])
+ax = h.plot_loss_curves(both_runs, title="LSTM on 3seqs.txt")
+ax.axhline(math.log(enc.n_vocab), color="grey", linestyle=":", label="ln V")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## 6. Samples
+# Greedy decoding always takes the most probable token. Top-p (nucleus) sampling draws from the
+# smallest set of tokens whose probabilities add up to p. An untrained model's distribution is
+# nearly flat, so even p = 0.95 keeps tens of thousands of tokens, and with the same seed the
+# 0.95 and 1.0 samples can look alike: the nucleus size printed beside each sample shows why.
+
+# %%
+prompt = "Once upon a"
+prompt_logits = model(torch.tensor(enc.encode(prompt), device=device).view(-1, 1))[-1, 0]
+for label, model_to_sample in [("3 steps", model), (f"{run.train_steps} steps", longer_model)]:
+    print(f"--- LSTM after {label}")
+    for setting, top_p in [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]:
+        text = h.generate_text(model_to_sample, enc, prompt, max_new_tokens=20, top_p=top_p, seed=SEED)
+        print(f"{setting:<11} {text!r}")
+print(f"nucleus after the prompt (3-step model): p=0.95 keeps {h.nucleus_size(prompt_logits, 0.95):,} tokens, "
+      f"p=1.0 keeps {h.nucleus_size(prompt_logits, 1.0):,}")
+
+# %% [markdown]
+# ## 7. Save the models and the measured losses
+# The checkpoints let notebook 04 resample from these models without retraining; the artefact
+# keeps the losses with the preset, device and commit that produced them.
+
+# %%
+h.save_checkpoint(longer_model, h.CHECKPOINTS_DIR / "lstm.pt", trained_on="3seqs.txt", steps=run.train_steps)
+path = h.write_artefact(
+    "sanity_check", preset=run.name, device=device,
+    config={"block_size": BLOCK_SIZE, "embed_size": 64, "hidden_size": 64, "batch_size": 16, "seed": SEED,
+            "learning_rate": 1e-3, "data": "3seqs.txt"},
+    results={"initial_loss": initial_loss, "epoch_losses": h.epoch_losses(history).tolist(),
+             "longer_run_losses": longer["loss"].tolist()},
+)
+print("wrote", path.relative_to(ROOT))

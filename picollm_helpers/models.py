@@ -1,0 +1,405 @@
+"""Section 5. Models: the loss, the k-gram MLP, the LSTM, the Transformer, and one factory.
+
+Every model maps tokens (seq_len, batch) to logits (seq_len, batch, vocab), where the logits
+at position t predict token t+1, as in the original starter code. Every model keeps the
+keyword arguments it was built from in `self.config`, so a checkpoint can rebuild it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .presets import TransformerConfig
+
+IGNORE_INDEX = -100
+
+
+def compute_next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None):
+    """Mean cross-entropy of logits[:-1] against tokens[1:]; zero for sequences under 2 tokens.
+
+    `mask` (seq_len, batch), True at real tokens, leaves padding out of the mean.
+    """
+    if tokens.shape[0] < 2:
+        return logits.sum() * 0.0
+    targets = tokens[1:]
+    if mask is not None:
+        targets = targets.masked_fill(~mask[1:], IGNORE_INDEX)
+    vocab_size = logits.shape[-1]
+    return F.cross_entropy(logits[:-1].reshape(-1, vocab_size), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+
+
+def check_token_ids(tokens: torch.Tensor, vocab_size: int) -> None:
+    """A clear error for ids outside the vocabulary, instead of an index error deep in torch."""
+    if tokens.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"Token ids must be an integer tensor, got {tokens.dtype}.")
+    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab_size):
+        raise ValueError(f"Token ids must lie in [0, {vocab_size}); got {tokens.min().item()}..{tokens.max().item()}."
+                         " Was the text encoded with the same tokenizer as the model?")
+
+
+def require_positive(**values) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ValueError(f"{name}={value}: it must be at least 1.")
+
+
+ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+# ---------------------------------------------------------------- k-gram MLP
+
+
+def kgram_windows(tokens: torch.Tensor, k: int, include_current: bool = True) -> torch.Tensor:
+    """For each position t, the k context tokens (oldest first), zero-padded at the start: (seq_len, batch, k).
+
+    With include_current the window is t-k+1 .. t, the k tokens ending at the one the logits at
+    t sit on. The starter's loop took t-k .. t-1, which never shows the model the token right
+    before the one it predicts.
+    """
+    lead = k - 1 if include_current else k
+    padded = F.pad(tokens, (0, 0, lead, 0))  # zeros before position 0 along time
+    return padded.unfold(0, k, 1)[: tokens.shape[0]]
+
+
+class KGramMLPSeqModel(nn.Module):
+    """Predict the next token from the previous k tokens alone, with an MLP.
+
+    Three designs of the input side, compared in notebook 02:
+      onehot:    the k tokens one-hot, flattened to k*|V|, into a Linear layer. A one-hot row times
+                 a weight matrix is a row lookup, so that first layer is an EmbeddingBag over
+                 k*|V| rows: the same arithmetic, without building the k*|V| input.
+      embedding: a learned |V| -> d embedding per context token, concatenated to k*d.
+      conv:      the k embeddings stacked along time, a depthwise 1-D convolution across them
+                 (k*d weights, shared by nothing but position) and a pointwise mix of channels.
+    Then Linear -> activation blocks (num_inner_layers of them) and a Linear to |V| logits.
+    """
+
+    VARIANTS = ("onehot", "embedding", "conv")
+
+    def __init__(self, vocab_size: int, k: int = 3, embed_size: int = 1024, num_inner_layers: int = 1,
+                 chunk_size: int = 1024, activation: str = "silu", variant: str = "embedding",
+                 include_current: bool = True):
+        super().__init__()
+        require_positive(vocab_size=vocab_size, k=k, embed_size=embed_size, chunk_size=chunk_size)
+        if num_inner_layers < 0:
+            raise ValueError(f"num_inner_layers={num_inner_layers}: it must be 0 or more.")
+        if variant not in self.VARIANTS:
+            raise ValueError(f"variant={variant!r}: choose one of {', '.join(self.VARIANTS)}.")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r}: choose one of {', '.join(ACTIVATIONS)}.")
+        self.config = dict(vocab_size=vocab_size, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers,
+                           chunk_size=chunk_size, activation=activation, variant=variant,
+                           include_current=include_current)
+        self.vocab_size, self.k, self.chunk_size = vocab_size, k, chunk_size
+        self.variant, self.include_current = variant, include_current
+        self.context_window = k + (0 if include_current else 1)  # tokens a prediction can see
+        act = ACTIVATIONS[activation]
+        d = embed_size
+        if variant == "onehot":
+            self.onehot_layer = nn.EmbeddingBag(k * vocab_size, d, mode="sum")
+            self.onehot_bias = nn.Parameter(torch.zeros(d))
+            self.register_buffer("slot_offsets", torch.arange(k) * vocab_size, persistent=False)
+        else:
+            self.embedding = nn.Embedding(vocab_size, d)
+            if variant == "embedding":
+                self.mix = nn.Linear(k * d, d)
+            else:
+                self.depthwise = nn.Conv1d(d, d, kernel_size=k, groups=d)
+                self.mix = nn.Linear(d, d)
+        inner = [layer for _ in range(num_inner_layers) for layer in (nn.Linear(d, d), act())]
+        self.head = nn.Sequential(act(), *inner, nn.Linear(d, vocab_size))
+
+    def features(self, windows: torch.Tensor) -> torch.Tensor:
+        """(n, k) context windows -> (n, d) features, before the activation and inner layers."""
+        if self.variant == "onehot":
+            return self.onehot_layer(windows + self.slot_offsets) + self.onehot_bias
+        embedded = self.embedding(windows)  # (n, k, d)
+        if self.variant == "embedding":
+            return self.mix(embedded.flatten(1))
+        return self.mix(self.depthwise(embedded.transpose(1, 2)).squeeze(-1))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        check_token_ids(tokens, self.vocab_size)
+        seq_len, batch = tokens.shape
+        windows = kgram_windows(tokens, self.k, self.include_current).reshape(-1, self.k)
+        rows_per_chunk = self.chunk_size * batch  # chunk_size positions of every batch item at once
+        logits = [self.head(self.features(chunk)) for chunk in windows.split(rows_per_chunk)]
+        return torch.cat(logits).view(seq_len, batch, self.vocab_size)
+
+
+# ---------------------------------------------------------------- LSTM
+
+
+class LSTMSeqModel(nn.Module):
+    """Embedding -> LSTM -> Linear, the starter's baseline (with a choice of depth)."""
+
+    def __init__(self, vocab_size: int, embed_size: int = 1024, hidden_size: int = 1024, num_layers: int = 1):
+        super().__init__()
+        require_positive(vocab_size=vocab_size, embed_size=embed_size, hidden_size=hidden_size, num_layers=num_layers)
+        self.config = dict(vocab_size=vocab_size, embed_size=embed_size, hidden_size=hidden_size,
+                           num_layers=num_layers)
+        self.vocab_size = vocab_size
+        self.context_window = None  # an LSTM reads the whole prefix
+        self.embedding = nn.Embedding(vocab_size, embed_size)
+        self.lstm = nn.LSTM(embed_size, hidden_size, num_layers=num_layers)
+        self.linear = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        check_token_ids(tokens, self.vocab_size)
+        self.lstm.flatten_parameters()
+        hidden, _ = self.lstm(self.embedding(tokens))
+        return self.linear(hidden)
+
+
+# ---------------------------------------------------------------- Transformer
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * weight: LayerNorm without centring or bias."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    return RMSNorm(dim) if kind == "rmsnorm" else nn.LayerNorm(dim)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embeddings: rotate each pair of features by an angle proportional to position.
+
+    Rotations keep vector norms, and the dot product of a rotated query and key depends only on
+    their distance, so attention sees relative positions.
+    """
+
+    def __init__(self, head_dim: int, max_seq_len: int, base: float = 10_000.0):
+        super().__init__()
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)
+        angles = torch.cat([angles, angles], dim=-1)  # (max_seq_len, head_dim)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """x: (batch, heads, seq, head_dim), at positions start .. start+seq-1."""
+        seq_len = x.shape[-2]
+        cos, sin = self.cos[start:start + seq_len], self.sin[start:start + seq_len]
+        first, second = x.chunk(2, dim=-1)
+        return x * cos + torch.cat([-second, first], dim=-1) * sin
+
+
+class KVCache:
+    """Keys and values of every position decoded so far, one preallocated buffer per block.
+
+    With it, generating a token runs the model on that one token instead of on the whole
+    prefix again: each step costs O(prefix) attention instead of O(prefix^2).
+    """
+
+    def __init__(self, config: TransformerConfig, batch_size: int, device, dtype=torch.float32):
+        shape = (config.n_blocks, batch_size, config.kv_heads, config.max_seq_len, config.head_dim)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # positions filled so far
+
+    def update(self, block: int, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the new positions' keys and values; return all of them so far for this block."""
+        end = self.length + keys.shape[-2]
+        self.keys[block, :, :, self.length:end] = keys
+        self.values[block, :, :, self.length:end] = values
+        return self.keys[block, :, :, :end], self.values[block, :, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head attention in which position t attends to positions <= t only.
+
+    With n_kv_heads < n_heads, groups of query heads share one key/value head (grouped-query
+    attention), which shrinks the KV cache by that factor.
+    """
+
+    def __init__(self, config: TransformerConfig, block_index: int):
+        super().__init__()
+        self.block_index, self.n_heads, self.kv_heads = block_index, config.n_heads, config.kv_heads
+        self.head_dim = config.head_dim
+        self.query = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.key_value = nn.Linear(config.d_model, 2 * config.kv_heads * config.head_dim, bias=False)
+        self.out = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.out.is_residual_projection = True
+        self.dropout = config.dropout
+        self.rotary = (RotaryEmbedding(config.head_dim, config.max_seq_len, config.rope_base)
+                       if config.positions == "rope" else None)
+
+    def split_heads(self, x: torch.Tensor, heads: int) -> torch.Tensor:
+        batch, seq_len, _ = x.shape
+        return x.view(batch, seq_len, heads, self.head_dim).transpose(1, 2)  # (batch, heads, seq, head_dim)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, return_weights: bool = False):
+        """x: (batch, seq, d_model). Returns (batch, seq, d_model), and the attention weights if asked."""
+        start = cache.length if cache is not None else 0
+        q = self.split_heads(self.query(x), self.n_heads)
+        k, v = (self.split_heads(t, self.kv_heads) for t in self.key_value(x).chunk(2, dim=-1))
+        if self.rotary is not None:
+            q, k = self.rotary(q, start), self.rotary(k, start)
+        if cache is not None:
+            k, v = cache.update(self.block_index, k, v)
+        mask = causal_mask(q.shape[-2], k.shape[-2], x.device)
+        if return_weights:
+            weights = attention_weights(q, repeat_kv(k, self.n_heads), mask)
+            y = weights @ repeat_kv(v, self.n_heads)
+        else:
+            weights = None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.kv_heads != self.n_heads,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(x.shape)
+        return (self.out(y), weights) if return_weights else self.out(y)
+
+
+def causal_mask(q_len: int, kv_len: int, device) -> torch.Tensor:
+    """True where query i (the last q_len of kv_len positions) may attend to key j: j <= its position."""
+    return torch.ones(q_len, kv_len, dtype=torch.bool, device=device).tril(diagonal=kv_len - q_len)
+
+
+def repeat_kv(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    return x.repeat_interleave(n_heads // x.shape[1], dim=1)
+
+
+def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) with future positions masked: the weights behind the heat maps."""
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    return scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+
+
+class FeedForward(nn.Module):
+    """GELU: Linear -> GELU -> Linear. SwiGLU: (SiLU(x W_gate) * x W_up) W_down, as in Llama."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.swiglu = config.ffn == "swiglu"
+        self.up = nn.Linear(config.d_model, config.d_ff, bias=not self.swiglu)
+        self.gate = nn.Linear(config.d_model, config.d_ff, bias=False) if self.swiglu else None
+        self.down = nn.Linear(config.d_ff, config.d_model, bias=not self.swiglu)
+        self.down.is_residual_projection = True
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = F.silu(self.gate(x)) * self.up(x) if self.swiglu else F.gelu(self.up(x))
+        return self.dropout(self.down(hidden))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: x + attention(norm(x)), then x + feed_forward(norm(x))."""
+
+    def __init__(self, config: TransformerConfig, block_index: int):
+        super().__init__()
+        self.attention_norm = make_norm(config.norm, config.d_model)
+        self.attention = CausalSelfAttention(config, block_index)
+        self.ffn_norm = make_norm(config.norm, config.d_model)
+        self.ffn = FeedForward(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.dropout(self.attention(self.attention_norm(x), cache))
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class TransformerModel(nn.Module):
+    """A decoder-only Transformer over (seq_len, batch) tokens, with an optional KV cache.
+
+    Initialization follows GPT-2: weights normal(0, 0.02), biases zero, and the projections
+    that write into the residual stream scaled by 1/sqrt(2 * n_blocks), so the residual
+    stream's variance does not grow with depth.
+    """
+
+    def __init__(self, config: TransformerConfig | None = None, **overrides):
+        super().__init__()
+        config = TransformerConfig(**{**(asdict(config) if config else {}), **overrides})
+        self.config = asdict(config)
+        self.settings = config
+        self.vocab_size = config.vocab_size
+        self.context_window = config.max_seq_len
+        self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.position_embedding = (nn.Embedding(config.max_seq_len, config.d_model)
+                                   if config.positions == "learned" else None)
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(config, i) for i in range(config.n_blocks))
+        self.final_norm = make_norm(config.norm, config.d_model)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.apply(self.init_weights)
+        if config.tie_weights:
+            self.lm_head.weight = self.token_embedding.weight
+
+    def init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            std = 0.02
+            if getattr(module, "is_residual_projection", False):
+                std /= math.sqrt(2 * self.settings.n_blocks)
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def new_cache(self, batch_size: int) -> KVCache:
+        weight = self.token_embedding.weight
+        return KVCache(self.settings, batch_size, weight.device, weight.dtype)
+
+    def embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        """(seq, batch) tokens -> (batch, seq, d_model) inputs, with learned positions if used."""
+        seq_len = tokens.shape[0]
+        if start + seq_len > self.settings.max_seq_len:
+            raise ValueError(f"Sequence of {start + seq_len} tokens exceeds max_seq_len="
+                             f"{self.settings.max_seq_len}: build the model with a larger max_seq_len.")
+        x = self.token_embedding(tokens.t())
+        if self.position_embedding is not None:
+            x = x + self.position_embedding(torch.arange(start, start + seq_len, device=tokens.device))
+        return self.dropout(x)
+
+    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """tokens (seq, batch) -> logits (seq, batch, vocab). With a cache, tokens continue it."""
+        check_token_ids(tokens, self.vocab_size)
+        x = self.embed(tokens, cache.length if cache is not None else 0)
+        for block in self.blocks:
+            x = block(x, cache)
+        if cache is not None:
+            cache.length += tokens.shape[0]
+        return self.lm_head(self.final_norm(x)).transpose(0, 1)
+
+    @torch.no_grad()
+    def attention_maps(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        """Attention weights of every block for one sequence: a list of (heads, seq, seq)."""
+        x = self.embed(tokens.view(-1, 1), 0)
+        maps = []
+        for block in self.blocks:
+            attended, weights = block.attention(block.attention_norm(x), return_weights=True)
+            maps.append(weights[0])
+            x = x + attended
+            x = x + block.ffn(block.ffn_norm(x))
+        return maps
+
+
+# ---------------------------------------------------------------- one factory
+
+MODEL_FAMILIES = {"kgram": KGramMLPSeqModel, "lstm": LSTMSeqModel, "transformer": TransformerModel}
+
+
+def build_model(family: str, **config) -> nn.Module:
+    """Any model of the bundle by family name: `kgram`, `lstm` or `transformer`."""
+    if family not in MODEL_FAMILIES:
+        raise ValueError(f"Unknown model family {family!r}: choose one of {', '.join(MODEL_FAMILIES)}.")
+    return MODEL_FAMILIES[family](**config)
+
+
+def family_of(model: nn.Module) -> str:
+    return next(name for name, cls in MODEL_FAMILIES.items() if isinstance(model, cls))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters, counting a tied weight once."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,160 @@
+"""Section 1. Presets: how big a run is, and the four Transformer designs.
+
+A *run preset* sets the budget of a whole notebook (data, sizes, steps) so that one
+environment variable, PICOLLM_PRESET, moves every notebook between a smoke test (`quick`),
+a laptop run (`cpu`) and a real run (`gpu`). A *Transformer preset* names an architecture.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+# Tests point this elsewhere so that a quick run never overwrites the committed artefacts.
+ARTEFACTS_DIR = Path(os.environ.get("PICOLLM_ARTEFACTS_DIR") or PROJECT_ROOT / "artefacts")
+CHECKPOINTS_DIR = ARTEFACTS_DIR / "checkpoints"
+PRESET_ENV_VAR = "PICOLLM_PRESET"
+
+
+@dataclass(frozen=True)
+class RunPreset:
+    """The budget of one notebook run. Every notebook reads its sizes from here."""
+
+    name: str
+    tinystories_stories: int  # stories streamed from the hub when it is reachable
+    block_size: int  # tokens per training sequence
+    batch_size: int
+    train_steps: int  # optimizer steps per model in a comparison
+    eval_every: int  # steps between held-out evaluations
+    embed_size: int  # k-gram and LSTM width
+    transformer_scale: dict = field(default_factory=dict)  # d_model / n_heads / n_blocks, or {} for full size
+    timing_batches: int = 3  # batches timed for the slow reference loops
+
+
+RUN_PRESETS = {
+    "quick": RunPreset(
+        name="quick", tinystories_stories=0, block_size=32, batch_size=8, train_steps=6,
+        eval_every=3, embed_size=32,
+        transformer_scale={"d_model": 64, "n_heads": 4, "n_blocks": 2},
+        timing_batches=1,
+    ),
+    "cpu": RunPreset(
+        name="cpu", tinystories_stories=2_000, block_size=64, batch_size=16, train_steps=60,
+        eval_every=10, embed_size=64,
+        transformer_scale={"d_model": 128, "n_heads": 4, "n_blocks": 2},
+        timing_batches=3,
+    ),
+    "gpu": RunPreset(
+        name="gpu", tinystories_stories=20_000, block_size=256, batch_size=64, train_steps=1_000,
+        eval_every=100, embed_size=256, transformer_scale={}, timing_batches=3,
+    ),
+}
+
+
+def get_run_preset(name: str | None = None) -> RunPreset:
+    """The run preset named here, else by $PICOLLM_PRESET, else `gpu` with CUDA and `cpu` without."""
+    name = name or os.environ.get(PRESET_ENV_VAR) or ("gpu" if torch.cuda.is_available() else "cpu")
+    if name not in RUN_PRESETS:
+        raise ValueError(
+            f"Unknown run preset {name!r} (from {PRESET_ENV_VAR} or the argument): "
+            f"choose one of {', '.join(RUN_PRESETS)}."
+        )
+    return RUN_PRESETS[name]
+
+
+MAX_TRANSFORMER_BLOCKS = 10
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Everything that defines a TransformerModel; a checkpoint stores it to rebuild the model."""
+
+    vocab_size: int = 50257
+    d_model: int = 384
+    n_heads: int = 6
+    n_blocks: int = 6
+    d_ff: int = 1536
+    norm: str = "rmsnorm"  # "rmsnorm" | "layernorm"
+    positions: str = "learned"  # "learned" | "rope"
+    ffn: str = "gelu"  # "gelu" | "swiglu"
+    tie_weights: bool = True
+    dropout: float = 0.0
+    n_kv_heads: int | None = None  # fewer key/value heads than query heads: grouped-query attention
+    max_seq_len: int = 1024
+    rope_base: float = 10_000.0
+
+    def __post_init__(self):
+        checks = [
+            (self.d_model >= 1 and self.n_heads >= 1, "d_model and n_heads must be at least 1"),
+            (self.d_model % self.n_heads == 0,
+             f"n_heads={self.n_heads} must divide d_model={self.d_model}"),
+            (1 <= self.n_blocks <= MAX_TRANSFORMER_BLOCKS,
+             f"n_blocks={self.n_blocks} is outside 1..{MAX_TRANSFORMER_BLOCKS}, the limit of this course"),
+            (self.kv_heads >= 1 and self.n_heads % self.kv_heads == 0,
+             f"n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads}"),
+            (self.norm in ("rmsnorm", "layernorm"), f"norm={self.norm!r}: use 'rmsnorm' or 'layernorm'"),
+            (self.positions in ("learned", "rope"), f"positions={self.positions!r}: use 'learned' or 'rope'"),
+            (self.ffn in ("gelu", "swiglu"), f"ffn={self.ffn!r}: use 'gelu' or 'swiglu'"),
+            (self.positions != "rope" or self.head_dim % 2 == 0,
+             f"rotary positions need an even head size, got {self.head_dim}"),
+            (0.0 <= self.dropout < 1.0, f"dropout={self.dropout} must lie in [0, 1)"),
+            (self.max_seq_len >= 1 and self.vocab_size >= 1, "max_seq_len and vocab_size must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"TransformerConfig: {message}.")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+
+TRANSFORMER_PRESETS = {
+    "minGPT": TransformerConfig(
+        d_model=384, n_heads=6, n_blocks=6, d_ff=1536, norm="layernorm", positions="learned",
+        ffn="gelu", tie_weights=True,
+    ),
+    "GPT2-small": TransformerConfig(
+        d_model=768, n_heads=12, n_blocks=8, d_ff=3072, norm="layernorm", positions="learned",
+        ffn="gelu", tie_weights=True,
+    ),
+    "GPT-oss": TransformerConfig(
+        d_model=512, n_heads=8, n_blocks=8, d_ff=2048, norm="rmsnorm", positions="rope",
+        ffn="swiglu", tie_weights=False,
+    ),
+    "Llama3-lite": TransformerConfig(
+        d_model=1024, n_heads=16, n_blocks=8, d_ff=8192, norm="rmsnorm", positions="rope",
+        ffn="swiglu", tie_weights=False, n_kv_heads=4,
+    ),
+}
+
+
+def transformer_config(name: str, scale: dict | None = None, **overrides) -> TransformerConfig:
+    """A Transformer preset by name, optionally shrunk, with any field overridden by keyword.
+
+    `scale` ({"d_model", "n_heads", "n_blocks"}) shrinks a preset for a small machine while
+    keeping what makes it that design: its norm, positions, feed-forward kind, tying, the
+    ratio of feed-forward width to d_model, and the ratio of query heads to key/value heads.
+    """
+    if name not in TRANSFORMER_PRESETS:
+        raise ValueError(f"Unknown Transformer preset {name!r}: choose one of {', '.join(TRANSFORMER_PRESETS)}.")
+    base = TRANSFORMER_PRESETS[name]
+    config = base
+    if scale:
+        d_model, n_heads = scale.get("d_model", base.d_model), scale.get("n_heads", base.n_heads)
+        kv_groups = base.n_heads // base.kv_heads
+        config = replace(
+            base, d_model=d_model, n_heads=n_heads, n_blocks=scale.get("n_blocks", base.n_blocks),
+            d_ff=base.d_ff * d_model // base.d_model,
+            n_kv_heads=max(1, n_heads // kv_groups) if base.n_kv_heads else None,
+        )
+    return replace(config, **overrides)

@@ -1,0 +1,131 @@
+"""Section 6. Sampling: temperature, then top-k, then top-p (nucleus), or greedy; generate_text.
+
+Top-p keeps the *smallest* set of most probable tokens whose total probability reaches p:
+the token that crosses p is kept, and so is the most probable token, always. The kept
+probabilities are renormalized. p = 1.0 keeps the full distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+# Probabilities are compared in float64 with this slack, so that p lying exactly on a
+# cumulative boundary (0.5 + 0.3 = 0.8) stops there despite rounding in the softmax.
+BOUNDARY_TOLERANCE = 1e-9
+
+
+def check_sampling_args(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature={temperature} must be above 0 (use top_p=None for greedy decoding).")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k} must be at least 1 (or None to keep every token).")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p} must lie in (0, 1]: 1.0 keeps the whole distribution.")
+
+
+def nucleus_mask(probs: torch.Tensor, p: float) -> torch.Tensor:
+    """True for the tokens in the top-p nucleus of each row of `probs` (..., vocab)."""
+    sorted_probs, order = probs.double().sort(dim=-1, descending=True, stable=True)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    keep_sorted = mass_before < p - BOUNDARY_TOLERANCE
+    keep_sorted[..., 0] = True
+    return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+
+
+def nucleus_size(logits: torch.Tensor, p: float, temperature: float = 1.0) -> int:
+    """How many tokens the top-p nucleus of a 1-D logits vector holds."""
+    check_sampling_args(temperature, top_p=p)
+    return int(nucleus_mask((logits.float() / temperature).softmax(dim=-1), p).sum())
+
+
+def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> torch.Tensor:
+    """Logits after temperature, top-k and top-p, with removed tokens at -inf."""
+    check_sampling_args(temperature, top_k, top_p)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth_largest = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth_largest, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        logits = logits.masked_fill(~nucleus_mask(logits.softmax(dim=-1), top_p), float("-inf"))
+    return logits
+
+
+def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                      top_p: float | None = None, greedy: bool = False,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token id per row of logits (..., vocab): the argmax if greedy, else a draw from the filtered distribution."""
+    if greedy:
+        return logits.argmax(dim=-1)
+    probs = filter_logits(logits, temperature, top_k, top_p).softmax(dim=-1)
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+
+
+def nucleus_sampling(logits: torch.Tensor, p: float = 0.95, generator: torch.Generator | None = None) -> int:
+    """The starter's entry point: one token id drawn from the top-p nucleus of a 1-D logits vector."""
+    if logits.dim() != 1:
+        raise ValueError(f"nucleus_sampling takes a 1-D logits vector, got shape {tuple(logits.shape)}.")
+    return int(sample_next_token(logits, top_p=p, generator=generator))
+
+
+def make_generator(seed: int | None, device) -> torch.Generator | None:
+    return None if seed is None else torch.Generator(device=device).manual_seed(seed)
+
+
+@dataclass
+class Generation:
+    """New token ids, and the log-probability the model gave each under its full distribution."""
+
+    tokens: list[int]
+    logprobs: list[float]
+
+
+@torch.no_grad()
+def generate_tokens(model, prompt_ids: list[int], max_new_tokens: int = 20, top_p: float | None = None,
+                    temperature: float = 1.0, top_k: int | None = None, seed: int | None = None,
+                    use_cache: bool = True) -> Generation:
+    """Decode max_new_tokens after the prompt; greedy when both top_p and top_k are None.
+
+    A Transformer decodes with its KV cache (one token per step) unless use_cache is False;
+    other models rerun on the prefix each step, cropped to the tokens they can see.
+    """
+    check_sampling_args(temperature, top_k, top_p)
+    if not prompt_ids:
+        raise ValueError("The prompt is empty: give at least one character of text to continue.")
+    device = next(model.parameters()).device
+    greedy = top_p is None and top_k is None
+    generator = make_generator(seed, device)
+    was_training = model.training
+    model.eval()
+    context = torch.tensor(prompt_ids, dtype=torch.long, device=device)
+    window = model.context_window
+    cache = model.new_cache(1) if use_cache and hasattr(model, "new_cache") else None
+    if cache is not None and len(prompt_ids) + max_new_tokens > window:
+        raise ValueError(f"Prompt plus {max_new_tokens} new tokens exceeds the model's max_seq_len={window}.")
+    new_tokens, logprobs = [], []
+    next_input = context  # with a cache, only tokens the cache has not seen yet
+    for _ in range(max_new_tokens):
+        if cache is not None:
+            logits = model(next_input.view(-1, 1), cache)[-1, 0]
+        else:
+            visible = context if window is None else context[-window:]
+            logits = model(visible.view(-1, 1))[-1, 0]
+        token = sample_next_token(logits, temperature, top_k, top_p, greedy, generator)
+        new_tokens.append(int(token))
+        logprobs.append(float(logits.float().log_softmax(-1)[token]))
+        context = torch.cat([context, token.view(1)])
+        next_input = token.view(1)
+    model.train(was_training)
+    return Generation(new_tokens, logprobs)
+
+
+def generate_text(model, enc, prompt: str = "Once upon a", max_new_tokens: int = 20, top_p: float | None = None,
+                  temperature: float = 1.0, top_k: int | None = None, seed: int | None = None,
+                  use_cache: bool = True) -> str:
+    """The prompt followed by the model's continuation (see generate_tokens)."""
+    generation = generate_tokens(model, enc.encode_ordinary(prompt), max_new_tokens, top_p, temperature, top_k,
+                                 seed, use_cache)
+    return prompt + enc.decode(generation.tokens)

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Execute the numbered notebooks headless, in order, on one preset (what `make run` does).
+
+Each notebook regenerates its artefacts; the executed copy, outputs included, goes to
+artefacts/executed/. A failing cell stops the run with that cell's error, not a wall of JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = ROOT / "notebooks"
+
+
+def failing_cell_report(error: CellExecutionError, notebook) -> str:
+    """The failing cell's first lines and its error name and message."""
+    failed = next((i for i, c in enumerate(notebook.cells) if c.cell_type == "code"
+                   and any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+    where = f"cell {failed + 1}" if failed is not None else "a cell"
+    source = notebook.cells[failed].source.splitlines()[:6] if failed is not None else []
+    return "\n".join([f"  {where}:", *[f"    {line}" for line in source],
+                      f"  {error.ename}: {error.evalue}"])
+
+
+def run_notebook(path: Path, output_dir: Path, timeout_s: int) -> Path:
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=timeout_s, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    finally:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, output_dir / path.name)
+    return output_dir / path.name
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cpu", choices=["quick", "cpu", "gpu"])
+    parser.add_argument("--timeout", type=int, default=3600, help="Seconds one cell may run.")
+    parser.add_argument("names", nargs="*", help="Run only notebooks whose names start with these (e.g. 01 04).")
+    args = parser.parse_args(argv)
+    os.environ["PICOLLM_PRESET"] = args.preset
+    notebooks = sorted(p for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")
+                       if not args.names or any(p.name.startswith(n) for n in args.names))
+    output_dir = ROOT / "artefacts" / "executed"
+    summary = []
+    for index, path in enumerate(notebooks, start=1):
+        print(f"[{index}/{len(notebooks)}] {path.stem} (preset {args.preset}) ...", flush=True)
+        started = time.perf_counter()
+        try:
+            executed = run_notebook(path, output_dir, args.timeout)
+        except CellExecutionError as error:
+            notebook = nbformat.read(output_dir / path.name, as_version=4)
+            print(f"FAILED: {path.name}\n{failing_cell_report(error, notebook)}\n"
+                  f"  the executed copy, with the traceback, is {(output_dir / path.name).relative_to(ROOT)}",
+                  file=sys.stderr)
+            return 1
+        seconds = time.perf_counter() - started
+        summary.append((path.stem, seconds, executed.relative_to(ROOT)))
+        print(f"    done in {seconds:.1f} s -> {executed.relative_to(ROOT)}", flush=True)
+    print(f"\nSummary (preset {args.preset}):")
+    for name, seconds, executed in summary:
+        print(f"  {name:<32} {seconds:7.1f} s   {executed}")
+    print(f"  {'total':<32} {sum(s for _, s, _ in summary):7.1f} s   artefacts in artefacts/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Shared fixtures: the bundle's root, the tokenizer, and real TinyStories text when present."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_TINYSTORIES = ROOT.parent / "shared" / "data" / "tinystories"
+sys.path.insert(0, str(ROOT))
+
+# Quick runs write their artefacts and checkpoints here, never over the committed ones.
+os.environ.setdefault("PICOLLM_ARTEFACTS_DIR", str(ROOT / ".pytest_cache" / "artefacts"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import picollm_helpers as h  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def enc():
+    return h.get_tokenizer()
+
+
+@pytest.fixture
+def tinystories_dir():
+    if not SHARED_TINYSTORIES.is_dir():
+        pytest.skip(f"real TinyStories samples not present at {SHARED_TINYSTORIES}")
+    return SHARED_TINYSTORIES

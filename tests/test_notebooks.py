@@ -1,0 +1,46 @@
+"""Every notebook runs headless on the quick preset, is stripped of outputs, and matches its py:percent twin."""
+
+import os
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_all_seven_notebooks_exist():
+    assert [nb.name[:2] for nb in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stripped_and_paired(path: Path):
+    notebook = nbformat.read(path, as_version=4)
+    code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+    assert not any(c.outputs or c.execution_count for c in code_cells), "outputs must be stripped in git"
+    twin = jupytext.read(path.with_suffix(".py"))
+    assert [c.source for c in twin.cells] == [c.source for c in notebook.cells], "run `jupytext --sync` on it"
+    tagged = [c for c in code_cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "one parameters cell, tagged `parameters`"
+    markdown_before_code = all(
+        prev.cell_type == "markdown" for prev, cell in zip(notebook.cells, notebook.cells[1:]) if cell.cell_type == "code"
+    )
+    assert notebook.cells[0].cell_type == "markdown" and markdown_before_code, "a markdown cell before each step"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_on_quick_preset(path: Path, monkeypatch):
+    monkeypatch.setenv("PICOLLM_PRESET", "quick")
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        pytest.fail(f"{path.name} failed:\n{error}")
