@@ -287,8 +287,7 @@ def build_corpus(enc, block_size: int, *, tinystories_weight: float = 0.5, tinys
     check_block_size(block_size)
     if not 0.0 <= tinystories_weight <= 1.0:
         raise InputError(f"tinystories_weight={tinystories_weight} must lie in [0, 1]: 0 skips TinyStories.")
-    wants_tiny = tinystories_weight > 0 or tinystories_path
-    stories = load_tinystories(tinystories_stories, tinystories_path) if wants_tiny else []
+    stories = load_tinystories(tinystories_stories, tinystories_path) if tinystories_weight > 0 else []
     custom = load_custom_examples(input_files, input_dir, limit_custom_examples)
     tiny_seqs, other_seqs = tokenize(stories, enc, block_size), tokenize(custom, enc, block_size)
     if not tiny_seqs and not other_seqs:
