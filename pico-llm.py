@@ -16,6 +16,7 @@ import sys
 import picollm_helpers as h
 
 SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
+DEFAULT_COMPARISON_STEPS = 20  # the course notes compared the designs over 20 mini-batches
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--kgram_k", type=int, default=3, help="Context tokens the k-gram MLP sees.")
     models.add_argument("--kgram_chunk_size", type=int, default=1024,
                         help="Positions the k-gram MLP processes at once (bounds its peak memory).")
+    models.add_argument("--kgram_variant", default="embedding", choices=[*h.KGramMLPSeqModel.VARIANTS, "compare"],
+                        help="The k-gram MLP's input design; 'compare' trains all three alike, times the "
+                             "starter's loop, prints the table and writes artefacts/kgram_comparison.json.")
     models.add_argument("--num_inner_mlp_layers", type=int, default=1, help="Hidden Linear+SiLU blocks of the "
                                                                             "k-gram MLP.")
     models.add_argument("--transformer_variant", default="GPT-oss", choices=list(h.TRANSFORMER_PRESETS),
@@ -76,7 +80,8 @@ def model_config(family: str, args, vocab_size: int) -> dict:
     """The constructor arguments of one family, taken from the command line."""
     if family == "kgram":
         return dict(vocab_size=vocab_size, k=args.kgram_k, embed_size=args.embed_size,
-                    num_inner_layers=args.num_inner_mlp_layers, chunk_size=args.kgram_chunk_size)
+                    num_inner_layers=args.num_inner_mlp_layers, chunk_size=args.kgram_chunk_size,
+                    variant=args.kgram_variant)
     if family == "lstm":
         return dict(vocab_size=vocab_size, embed_size=args.embed_size, hidden_size=args.embed_size)
     config = h.transformer_config(args.transformer_variant, vocab_size=vocab_size,
@@ -106,6 +111,18 @@ def train_and_sample(family: str, args, corpus: h.Corpus, enc, device) -> None:
         print(f"  {setting:<11} {text!r}")
 
 
+def compare_kgram_designs(args, corpus: h.Corpus, enc, device) -> None:
+    """The three k-gram designs on identical settings, and the starter's loop, as in notebook 02."""
+    steps = args.num_epochs * (args.max_steps_per_epoch or DEFAULT_COMPARISON_STEPS)
+    artefact = h.kgram_design_comparison(
+        corpus, enc.n_vocab, preset="command line", device=device, k=args.kgram_k, embed_size=args.embed_size,
+        num_inner_layers=args.num_inner_mlp_layers, learning_rate=args.learning_rate, batch_size=args.batch_size,
+        steps=steps, seed=args.seed, data=" ".join([*args.input_files, args.input_dir or ""]).strip())
+    print(f"\n== k-gram designs, {steps} steps each (batch {args.batch_size})")
+    print(h.kgram_comparison_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
+    print(f"wrote {h.artefact_path('kgram_comparison')}")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.enable_transformer_gptoss and "transformer" not in args.models:
@@ -122,7 +139,10 @@ def main(argv=None) -> int:
             limit_custom_examples=args.limit_custom_examples, test_fraction=args.test_fraction, seed=args.seed,
         )
         for family in args.models:
-            train_and_sample(family, args, corpus, enc, device)
+            if family == "kgram" and args.kgram_variant == "compare":
+                compare_kgram_designs(args, corpus, enc, device)
+            else:
+                train_and_sample(family, args, corpus, enc, device)
     except (h.InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

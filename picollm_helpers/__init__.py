@@ -21,3 +21,6 @@ from .sampling import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
 from .experiments import *  # noqa: F401,F403
 from .plots import *  # noqa: F401,F403
+from .lab import *  # noqa: F401,F403
+
+keep_freed_memory_for_reuse()  # noqa: F405  (see its docstring: faster CPU training steps)

@@ -196,17 +196,20 @@ def tokenize(texts: list[str], enc, block_size: int) -> list[list[int]]:
 class MixedSequenceDataset(Dataset):
     """Draws each item from TinyStories with probability p_tiny, else from the other sequences.
 
-    As in the starter, an "epoch" is len(all sequences) random draws, and an item is a random
-    sequence from the chosen source (Python's `random`, seeded by seed_everything).
+    As in the starter, an "epoch" is len(all sequences) random draws (or `num_draws`, so that a
+    three-line file can still fill batches of 32), and an item is a random sequence from the
+    chosen source (Python's `random`, seeded by seed_everything).
     """
 
-    def __init__(self, tinystories_seqs: list[list[int]], other_seqs: list[list[int]], p_tiny: float):
+    def __init__(self, tinystories_seqs: list[list[int]], other_seqs: list[list[int]], p_tiny: float,
+                 num_draws: int | None = None):
         if not 0.0 <= p_tiny <= 1.0:
             raise InputError(f"tinystories_weight={p_tiny} must lie in [0, 1].")
         self.tinystories_seqs, self.other_seqs, self.p_tiny = tinystories_seqs, other_seqs, p_tiny
+        self.num_draws = num_draws
 
     def __len__(self) -> int:
-        return len(self.tinystories_seqs) + len(self.other_seqs)
+        return self.num_draws or len(self.tinystories_seqs) + len(self.other_seqs)
 
     def __getitem__(self, index: int) -> torch.Tensor:
         use_tiny = bool(self.tinystories_seqs) and (not self.other_seqs or random.random() < self.p_tiny)
@@ -256,8 +259,8 @@ class Corpus:
     def num_test(self) -> int:
         return len(self.test_tiny) + len(self.test_other)
 
-    def train_loader(self, batch_size: int, seed: int = 0) -> DataLoader:
-        return make_loader(self.train_tiny, self.train_other, self.p_tiny, batch_size, seed)
+    def train_loader(self, batch_size: int, seed: int = 0, num_draws: int | None = None) -> DataLoader:
+        return make_loader(self.train_tiny, self.train_other, self.p_tiny, batch_size, seed, num_draws)
 
     def test_loader(self, batch_size: int) -> DataLoader | None:
         """Every held-out sequence once, in order (no random draws), or None if nothing is held out."""
@@ -271,10 +274,11 @@ class Corpus:
         return self.train_tiny + self.train_other + self.test_tiny + self.test_other
 
 
-def make_loader(tiny, other, p_tiny: float, batch_size: int, seed: int = 0) -> DataLoader:
+def make_loader(tiny, other, p_tiny: float, batch_size: int, seed: int = 0,
+                num_draws: int | None = None) -> DataLoader:
     if batch_size < 1:
         raise InputError(f"batch_size={batch_size}: give at least 1.")
-    dataset = MixedSequenceDataset(tiny, other, p_tiny)
+    dataset = MixedSequenceDataset(tiny, other, p_tiny, num_draws)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
                       collate_fn=seq_collate_fn)

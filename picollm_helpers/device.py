@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import random
+import sys
 
 import numpy as np
 import torch
+
+GLIBC_M_TRIM_THRESHOLD, GLIBC_M_MMAP_THRESHOLD = -1, -3
+KEEP_UP_TO_BYTES = 1 << 30
+
+
+def keep_freed_memory_for_reuse() -> bool:
+    """Let glibc's allocator reuse freed memory for the large tensors of every training step.
+
+    A step over the 50,257-token vocabulary allocates logits and their gradients of
+    (tokens x 50,257) floats, hundreds of MB. By default glibc maps each such block afresh
+    and unmaps it when freed, so the kernel zeroes every page again on first touch: on a
+    two-core machine that nearly doubled the time of a k-gram step at batch 32. Raising
+    the mmap and trim thresholds keeps freed blocks in the heap for the next step.
+    Linux with glibc only; elsewhere nothing changes. Returns whether it applied.
+    """
+    if not sys.platform.startswith("linux") or not ctypes.util.find_library("c"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return bool(libc.mallopt(GLIBC_M_MMAP_THRESHOLD, KEEP_UP_TO_BYTES)
+                    and libc.mallopt(GLIBC_M_TRIM_THRESHOLD, KEEP_UP_TO_BYTES))
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
 
 
 def pick_device(requested: str | None = None) -> torch.device:

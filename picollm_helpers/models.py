@@ -26,11 +26,12 @@ def compute_next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, mask: to
     """
     if tokens.shape[0] < 2:
         return logits.sum() * 0.0
-    targets = tokens[1:]
-    if mask is not None:
-        targets = targets.masked_fill(~mask[1:], IGNORE_INDEX)
+    # The last position has no next token: it is ignored rather than sliced off, since slicing
+    # logits[:-1] would cost one more copy of the (seq_len, batch, vocab) gradient.
+    targets = torch.full_like(tokens, IGNORE_INDEX)
+    targets[:-1] = tokens[1:] if mask is None else tokens[1:].masked_fill(~mask[1:], IGNORE_INDEX)
     vocab_size = logits.shape[-1]
-    return F.cross_entropy(logits[:-1].reshape(-1, vocab_size), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits.reshape(-1, vocab_size), targets.reshape(-1), ignore_index=IGNORE_INDEX)
 
 
 def check_token_ids(tokens: torch.Tensor, vocab_size: int) -> None:
@@ -128,8 +129,30 @@ class KGramMLPSeqModel(nn.Module):
         seq_len, batch = tokens.shape
         windows = kgram_windows(tokens, self.k, self.include_current).reshape(-1, self.k)
         rows_per_chunk = self.chunk_size * batch  # chunk_size positions of every batch item at once
-        logits = [self.head(self.features(chunk)) for chunk in windows.split(rows_per_chunk)]
-        return torch.cat(logits).view(seq_len, batch, self.vocab_size)
+        chunks = windows.split(rows_per_chunk)
+        if len(chunks) == 1:  # no copy into a second (positions, |V|) tensor
+            return self.head(self.features(windows)).view(seq_len, batch, self.vocab_size)
+        return torch.cat([self.head(self.features(chunk)) for chunk in chunks]).view(seq_len, batch, self.vocab_size)
+
+
+def kgram_starter_loop_logits(model: KGramMLPSeqModel, tokens: torch.Tensor) -> torch.Tensor:
+    """The onehot model computed the starter's way: a Python loop over positions and batch items.
+
+    Each window becomes an explicit k*|V| one-hot vector that goes through the first layer as a
+    dense matrix product. It gives the same logits as `model(tokens)`, hundreds of times more
+    slowly; notebook 02 times it to show what vectorizing is worth.
+    """
+    if model.variant != "onehot":
+        raise ValueError(f"The starter's loop is the onehot design; this model is {model.variant!r}.")
+    seq_len, batch = tokens.shape
+    windows = kgram_windows(tokens, model.k, model.include_current)
+    first_layer = model.onehot_layer.weight  # (k*|V|, d): a one-hot row picks one of its rows
+    rows = []
+    for t in range(seq_len):
+        for b in range(batch):
+            onehot = torch.cat([F.one_hot(token, model.vocab_size) for token in windows[t, b]]).float()
+            rows.append(model.head(onehot @ first_layer + model.onehot_bias))
+    return torch.stack(rows).view(seq_len, batch, model.vocab_size)
 
 
 # ---------------------------------------------------------------- LSTM

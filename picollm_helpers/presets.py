@@ -32,7 +32,7 @@ class RunPreset:
     train_steps: int  # optimizer steps per model in a comparison
     eval_every: int  # steps between held-out evaluations
     embed_size: int  # k-gram and LSTM width
-    transformer_scale: dict = field(default_factory=dict)  # d_model / n_heads / n_blocks, or {} for full size
+    transformer_scale: dict = field(default_factory=dict)  # {"width_divisor", "max_blocks"}, or {} for full size
     timing_batches: int = 3  # batches timed for the slow reference loops
 
 
@@ -40,13 +40,13 @@ RUN_PRESETS = {
     "quick": RunPreset(
         name="quick", tinystories_stories=0, block_size=32, batch_size=8, train_steps=6,
         eval_every=3, embed_size=32,
-        transformer_scale={"d_model": 64, "n_heads": 4, "n_blocks": 2},
+        transformer_scale={"width_divisor": 8, "max_blocks": 1},
         timing_batches=1,
     ),
     "cpu": RunPreset(
         name="cpu", tinystories_stories=2_000, block_size=64, batch_size=16, train_steps=60,
         eval_every=10, embed_size=64,
-        transformer_scale={"d_model": 128, "n_heads": 4, "n_blocks": 2},
+        transformer_scale={"width_divisor": 4, "max_blocks": 2},
         timing_batches=3,
     ),
     "gpu": RunPreset(
@@ -141,20 +141,17 @@ TRANSFORMER_PRESETS = {
 def transformer_config(name: str, scale: dict | None = None, **overrides) -> TransformerConfig:
     """A Transformer preset by name, optionally shrunk, with any field overridden by keyword.
 
-    `scale` ({"d_model", "n_heads", "n_blocks"}) shrinks a preset for a small machine while
-    keeping what makes it that design: its norm, positions, feed-forward kind, tying, the
-    ratio of feed-forward width to d_model, and the ratio of query heads to key/value heads.
+    `scale` shrinks a preset for a small machine: {"width_divisor": 4, "max_blocks": 2}
+    divides d_model and the feed-forward width by 4 and keeps at most 2 blocks. The heads, the
+    key/value heads and what makes each design itself (norm, positions, feed-forward kind,
+    tying) stay, and so do the presets' relative sizes.
     """
     if name not in TRANSFORMER_PRESETS:
         raise ValueError(f"Unknown Transformer preset {name!r}: choose one of {', '.join(TRANSFORMER_PRESETS)}.")
     base = TRANSFORMER_PRESETS[name]
     config = base
     if scale:
-        d_model, n_heads = scale.get("d_model", base.d_model), scale.get("n_heads", base.n_heads)
-        kv_groups = base.n_heads // base.kv_heads
-        config = replace(
-            base, d_model=d_model, n_heads=n_heads, n_blocks=scale.get("n_blocks", base.n_blocks),
-            d_ff=base.d_ff * d_model // base.d_model,
-            n_kv_heads=max(1, n_heads // kv_groups) if base.n_kv_heads else None,
-        )
+        divisor = scale.get("width_divisor", 1)
+        config = replace(base, d_model=base.d_model // divisor, d_ff=base.d_ff // divisor,
+                         n_blocks=min(base.n_blocks, scale.get("max_blocks", base.n_blocks)))
     return replace(config, **overrides)

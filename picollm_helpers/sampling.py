@@ -11,16 +11,16 @@ from dataclasses import dataclass
 
 import torch
 
-# Probabilities are compared in float64 with this slack, so that p lying exactly on a
-# cumulative boundary (0.5 + 0.3 = 0.8) stops there despite rounding in the softmax.
-BOUNDARY_TOLERANCE = 1e-9
+# p lying on a cumulative boundary (0.5 + 0.3 = 0.8) must stop there, but float32 stores 0.7 as
+# 0.69999999: a boundary this close below p counts as reaching it (float32 softmax rounds at ~1e-7).
+BOUNDARY_TOLERANCE = 1e-6
 
 
 def check_sampling_args(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> None:
     if not temperature > 0:
         raise ValueError(f"temperature={temperature} must be above 0 (use top_p=None for greedy decoding).")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k={top_k} must be at least 1 (or None to keep every token).")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k={top_k!r} must be a whole number at least 1 (or None to keep every token).")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p={top_p} must lie in (0, 1]: 1.0 keeps the whole distribution.")
 
@@ -38,6 +38,15 @@ def nucleus_size(logits: torch.Tensor, p: float, temperature: float = 1.0) -> in
     """How many tokens the top-p nucleus of a 1-D logits vector holds."""
     check_sampling_args(temperature, top_p=p)
     return int(nucleus_mask((logits.float() / temperature).softmax(dim=-1), p).sum())
+
+
+@torch.no_grad()
+def next_token_logits(model, prompt_ids: list[int]) -> torch.Tensor:
+    """The model's 1-D logits for the token that follows the prompt."""
+    if not prompt_ids:
+        raise ValueError("The prompt is empty: give at least one character of text to continue.")
+    device = next(model.parameters()).device
+    return model(torch.tensor(prompt_ids, dtype=torch.long, device=device).view(-1, 1))[-1, 0]
 
 
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

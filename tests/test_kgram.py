@@ -1,0 +1,107 @@
+"""The k-gram MLP: the fast onehot design equals the literal loop, every design behaves, and it is fast."""
+
+import statistics
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import picollm_helpers as h
+
+
+def literal_onehot_logits(model: h.KGramMLPSeqModel, tokens: torch.Tensor) -> torch.Tensor:
+    """The oracle: for each position and batch item, build the k*|V| one-hot input by hand and run the MLP."""
+    seq_len, batch = tokens.shape
+    k, vocab = model.k, model.vocab_size
+    dense_first_layer = model.onehot_layer.weight.T  # (d, k*|V|), as the starter's nn.Linear held it
+    out = torch.zeros(seq_len, batch, vocab)
+    for t in range(seq_len):
+        for b in range(batch):
+            x = torch.zeros(k * vocab)
+            for slot in range(k):
+                position = t - (k - 1) + slot  # the window t-k+1 .. t, zero-padded before the start
+                token = int(tokens[position, b]) if position >= 0 else 0
+                x[slot * vocab + token] = 1.0
+            out[t, b] = model.head(F.linear(x, dense_first_layer, model.onehot_bias))
+    return out
+
+
+@pytest.mark.parametrize("k, chunk_size", [(1, 1), (2, 3), (3, 1024), (5, 2)])
+@torch.no_grad()
+def test_fast_onehot_equals_the_literal_loop(k, chunk_size):
+    torch.manual_seed(k)
+    model = h.KGramMLPSeqModel(97, k=k, embed_size=16, num_inner_layers=2, chunk_size=chunk_size, variant="onehot")
+    for parameter in model.parameters():  # random weights everywhere, the biases too
+        torch.nn.init.normal_(parameter, std=0.5)
+    tokens = torch.randint(0, 97, (9, 4))  # 9 positions: several with t < k
+    expected = literal_onehot_logits(model, tokens)
+    assert (model(tokens) - expected).abs().max().item() <= 1e-5
+    assert (h.kgram_starter_loop_logits(model, tokens) - expected).abs().max().item() <= 1e-5
+
+
+def test_window_ends_at_the_current_token_and_pads_with_zeros():
+    tokens = torch.tensor([[5], [6], [7]])
+    assert h.kgram_windows(tokens, 3)[:, 0].tolist() == [[0, 0, 5], [0, 5, 6], [5, 6, 7]]
+    assert h.kgram_windows(tokens, 2, include_current=False)[:, 0].tolist() == [[0, 0], [0, 5], [5, 6]]
+
+
+@pytest.mark.parametrize("variant", h.KGramMLPSeqModel.VARIANTS)
+def test_each_design_sees_only_its_window(variant):
+    torch.manual_seed(0)
+    model = h.KGramMLPSeqModel(50, k=2, embed_size=8, variant=variant)
+    tokens = torch.randint(0, 50, (8, 3))
+    changed = tokens.clone()
+    changed[2, 1] = (tokens[2, 1] + 1) % 50
+    moved = (model(changed) - model(tokens)).abs().amax(dim=-1) > 0
+    assert moved[:, 1].tolist() == [False, False, True, True, False, False, False, False]
+    assert not moved[:, [0, 2]].any(), "batch items must not see each other"
+
+
+@pytest.mark.parametrize("variant", h.KGramMLPSeqModel.VARIANTS)
+def test_chunking_does_not_change_the_logits(variant):
+    torch.manual_seed(1)
+    whole = h.KGramMLPSeqModel(60, k=3, embed_size=8, variant=variant, chunk_size=1024)
+    chunked = h.KGramMLPSeqModel(60, k=3, embed_size=8, variant=variant, chunk_size=2)
+    chunked.load_state_dict(whole.state_dict())
+    tokens = torch.randint(0, 60, (11, 2))
+    torch.testing.assert_close(chunked(tokens), whole(tokens))
+
+
+@pytest.mark.parametrize("variant", h.KGramMLPSeqModel.VARIANTS)
+def test_initial_loss_is_near_ln_vocab(variant):
+    torch.manual_seed(0)
+    model = h.KGramMLPSeqModel(50257, k=2, embed_size=32, variant=variant)
+    tokens = torch.randint(0, 50257, (16, 2))
+    assert abs(h.compute_next_token_loss(model(tokens), tokens).item() - 10.825) < 0.5
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(k=0), "k=0"), (dict(embed_size=0), "embed_size=0"), (dict(chunk_size=0), "chunk_size=0"),
+    (dict(variant="rnn"), "variant='rnn'"),
+])
+def test_bad_sizes_fail_clearly(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        h.KGramMLPSeqModel(50, **arguments)
+
+
+def test_token_ids_outside_the_vocabulary_fail_clearly():
+    model = h.KGramMLPSeqModel(50, k=2, embed_size=4, variant="onehot")
+    with pytest.raises(ValueError, match=r"\[0, 50\)"):
+        model(torch.tensor([[3], [50]]))
+    with pytest.raises(ValueError, match=r"\[0, 50\)"):
+        model(torch.tensor([[-1], [2]]))
+
+
+def test_fast_onehot_trains_at_least_20_times_faster_than_the_loop(enc):
+    """The notes' configuration: k = 2, embedding 64, two inner layers, Adam 1e-3, batch 32, 3seqs.txt."""
+    torch.set_num_threads(2)
+    corpus = h.build_corpus(enc, 32, tinystories_weight=0.0, input_files=["3seqs.txt"], seed=0)
+    config = dict(vocab_size=enc.n_vocab, k=2, embed_size=64, num_inner_layers=2, variant="onehot")
+    h.seed_everything(0)
+    history = h.train_for_steps(h.KGramMLPSeqModel(**config), corpus, steps=6, batch_size=32,
+                                learning_rate=1e-3, seed=0)
+    fast = statistics.median(history["tokens_per_s"].iloc[1:])  # after the first, warm-up step
+    h.seed_everything(0)
+    loop = h.time_starter_loop(h.KGramMLPSeqModel(**config), corpus.train_loader(32, 0, num_draws=32), batches=1,
+                               learning_rate=1e-3)
+    assert fast >= 20 * loop["tokens_per_s"], f"fast {fast:.0f} tokens/s, loop {loop['tokens_per_s']:.0f}"
