@@ -137,3 +137,16 @@ def load_checkpoint(path: str | os.PathLike, device=None) -> torch.nn.Module:
     model.load_state_dict(payload["state_dict"])
     model.checkpoint_metadata = payload["metadata"]
     return model.to(device or "cpu").eval()
+
+
+def checkpoint_label(path: Path) -> str:
+    """A model's display name from its checkpoint's file name: lstm -> LSTM, kgram_conv -> k-gram conv."""
+    family, _, variant = path.stem.partition("_")
+    return {"lstm": "LSTM", "kgram": f"k-gram {variant}"}.get(family, variant or family)
+
+
+def load_checkpoints(folder: str | os.PathLike, device=None) -> dict[str, torch.nn.Module]:
+    """Every checkpoint in a folder, rebuilt, by display name: the LSTM, the k-gram designs, then the Transformers."""
+    order = {"lstm": 0, "kgram": 1, "transformer": 2}
+    paths = sorted(Path(folder).glob("*.pt"), key=lambda p: (order.get(p.stem.partition("_")[0], 3), p.stem))
+    return {checkpoint_label(path): load_checkpoint(path, device) for path in paths}
