@@ -141,7 +141,7 @@ h.kgram_comparison_table(comparison)
 # Loss against step for each design, and the training speed of each design and of the loop.
 
 # %%
-h.plot_kgram_comparison(comparison)
+h.save_figure(h.plot_kgram_comparison(comparison), "kgram_comparison")
 plt.show()
 
 # %% [markdown]

@@ -201,7 +201,7 @@ h.transformer_metrics_table(metrics)
 # Loss against step and training speed:
 
 # %%
-h.plot_transformer_comparison(metrics)
+h.save_figure(h.plot_transformer_comparison(metrics), "transformer_metrics")
 plt.show()
 
 # %% [markdown]

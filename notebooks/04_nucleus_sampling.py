@@ -122,7 +122,7 @@ rows.drop(columns=["samples", "top_p"]).set_index(["model", "setting"]).round(3)
 # The same numbers as plots, one line per model:
 
 # %%
-h.plot_sampling_diversity(diversity)
+h.save_figure(h.plot_sampling_diversity(diversity), "sampling_diversity")
 plt.show()
 
 # %% [markdown]

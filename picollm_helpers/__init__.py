@@ -20,6 +20,7 @@ from .models import *  # noqa: F401,F403
 from .sampling import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
 from .experiments import *  # noqa: F401,F403
+from .sweeps import *  # noqa: F401,F403
 from .plots import *  # noqa: F401,F403
 from .lab import *  # noqa: F401,F403
 

@@ -45,8 +45,8 @@ def artefact_path(name: str, folder: str | Path | None = None) -> Path:
     return Path(folder or ARTEFACTS_DIR) / f"{name}.json"
 
 
-def write_artefact(name: str, *, preset: str, config: dict, results, device, folder=None) -> Path:
-    """Store a run's results with its provenance as artefacts/<name>.json."""
+def write_artefact(name: str, *, preset: str, config: dict, results, device, folder=None, path=None) -> Path:
+    """Store a run's results with its provenance as artefacts/<name>.json (or at `path`)."""
     payload = {
         "name": name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -57,7 +57,7 @@ def write_artefact(name: str, *, preset: str, config: dict, results, device, fol
         "config": config,
         "results": results,
     }
-    return write_json_atomically(artefact_path(name, folder), payload)
+    return write_json_atomically(path or artefact_path(name, folder), payload)
 
 
 def read_artefact(name_or_path: str | Path) -> dict:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from .presets import ARTEFACTS_DIR
 from .sampling import check_sampling_args, nucleus_mask
 
 
@@ -142,3 +146,107 @@ def plot_sampling_diversity(artefact: dict):
     fig.suptitle(f"{config['num_samples']} samples of {config['max_new_tokens']} tokens from "
                  f"{config['prompt']!r} per setting ({artefact['preset']} preset)")
     return fig
+
+
+# ---------------------------------------------------------------- sweeps (notebooks 05 to 07)
+
+def ok_runs(artefact: dict) -> pd.DataFrame:
+    """The successful runs of a sweep artefact, config fields and results as columns."""
+    return pd.DataFrame([{**run["config"], **{k: v for k, v in run.items() if k != "config"}}
+                         for run in artefact["results"]["runs"] if run["status"] == "ok"])
+
+
+def sweep_title(artefact: dict, what: str) -> str:
+    return f"{what} ({artefact['preset']} preset, {artefact['device']})"
+
+
+def plot_custom_data_sweep(artefact: dict):
+    """Final training loss against corpus size, a line per model."""
+    runs = ok_runs(artefact)
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    for model, rows in runs.groupby("model", sort=False):
+        ax.plot(rows["sequences"], rows["final_loss"], "o-", label=model)
+    ax.set(xlabel="training sequences", ylabel="final training loss (nats)",
+           title=sweep_title(artefact, f"{artefact['config']['steps']} steps at each corpus size"))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def plot_training_budget(artefact: dict):
+    """Train and held-out loss against steps per epoch, a pair of lines per model."""
+    runs = ok_runs(artefact)
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    for model, rows in runs.groupby("model", sort=False):
+        line, = ax.plot(rows["steps_per_epoch"], rows["final_loss"], "o-", label=f"{model}, train")
+        ax.plot(rows["steps_per_epoch"], rows["final_test_loss"], "s--", color=line.get_color(),
+                label=f"{model}, held out")
+    ax.set(xlabel=f"steps per epoch ({artefact['config']['epochs']} epochs)", ylabel="loss (nats)",
+           title=sweep_title(artefact, "training budget, 60/40 split"))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def plot_overfitting(artefact: dict):
+    """Per model, train and held-out loss against step, with the step of the lowest held-out loss marked."""
+    runs = ok_runs(artefact)
+    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), squeeze=False, layout="constrained")
+    for ax, (_, run) in zip(axes.flat, runs.iterrows()):
+        history = pd.DataFrame(run["history"])
+        evaluated = history.dropna(subset=["test_loss"])
+        ax.plot(history["step"], history["loss"], label="train", alpha=0.8)
+        ax.plot(evaluated["step"], evaluated["test_loss"], "o-", label="held out")
+        ax.axvline(run["best_test_step"], color="tab:red", linestyle="--",
+                   label=f"lowest held-out loss, step {run['best_test_step']}")
+        ax.set(xlabel="step", ylabel="loss (nats)", title=run["model"])
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(sweep_title(artefact, f"{artefact['config']['train_sequences']} training sequences"))
+    return fig
+
+
+def plot_hparam_heatmaps(artefact: dict, rows: str = "embed_size", columns: str = "learning_rate",
+                         value: str = "final_test_loss"):
+    """Per model, a heat map of `value` over two parameters (the other parameters at their most common value)."""
+    runs = ok_runs(artefact)
+    models = list(dict.fromkeys(runs["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False, layout="constrained")
+    for ax, model in zip(axes.flat, models):
+        subset = runs[runs["model"] == model]
+        for other in {"embed_size", "block_size", "learning_rate", "depth"} - {rows, columns}:
+            subset = subset[subset[other] == subset[other].mode().iloc[0]]
+        table = subset.pivot_table(index=rows, columns=columns, values=value)
+        image = ax.imshow(table.to_numpy(), cmap="viridis_r", aspect="auto")
+        ax.set_xticks(range(len(table.columns)), [f"{c:g}" for c in table.columns])
+        ax.set_yticks(range(len(table.index)), [f"{r:g}" for r in table.index])
+        for (i, j), loss in pd.DataFrame(table.to_numpy()).stack().items():
+            ax.text(j, i, f"{loss:.2f}", ha="center", va="center", color="white")
+        ax.set(xlabel=columns, ylabel=rows, title=f"{model}: {value}")
+        plt.colorbar(image, ax=ax)
+    fig.suptitle(sweep_title(artefact, "hyperparameters"))
+    return fig
+
+
+def plot_quality_against_speed(artefact: dict):
+    """Held-out loss against training tokens/s, a point per config: lower and to the right is better."""
+    runs = ok_runs(artefact)
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for model, rows in runs.groupby("model", sort=False):
+        ax.scatter(rows["tokens_per_s"], rows["final_test_loss"], label=model, s=40)
+    ax.set_xscale("log")
+    ax.set(xlabel="training tokens / s (log scale)", ylabel="held-out loss (nats)",
+           title=sweep_title(artefact, "quality against speed"))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def save_figure(fig, name: str) -> Path:
+    """Save a figure as artefacts/<name>.png beside the artefact it was drawn from, for slides."""
+    path = ARTEFACTS_DIR / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    fig.savefig(temporary, dpi=110, format="png")
+    os.replace(temporary, path)
+    return path
