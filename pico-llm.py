@@ -73,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
                           help="Torch device; falls back to the CPU with a note when CUDA is absent.")
     training.add_argument("--prompt", default="Once upon a", help="Text the samples continue.")
     training.add_argument("--max_new_tokens", type=int, default=20, help="Tokens generated per sample.")
+
+    experiments = parser.add_argument_group("experiments (each writes a measured artefact)")
+    experiments.add_argument("--collect_transformer_metrics", action="store_true",
+                             help="Train every Transformer preset (shrunk by --preset) and the LSTM on the same "
+                                  "batches; write average loss, tokens/s, wall seconds, parameters and the KV-cache "
+                                  "speed-up at 200 new tokens to artefacts/transformer_metrics.json.")
+    experiments.add_argument("--custom_sweep_log", metavar="PATH",
+                             help="Run the corpus-size sweep of notebook 05 (LSTM and GPT-oss on 3, 63, 123 and "
+                                  "185 lines of --input_dir) and write it to PATH, resuming an interrupted run.")
+    experiments.add_argument("--preset", choices=list(h.RUN_PRESETS), default=None,
+                             help="Run preset sizing the experiments (default: $PICOLLM_PRESET, else cpu or gpu).")
     return parser
 
 
@@ -123,6 +134,30 @@ def compare_kgram_designs(args, corpus: h.Corpus, enc, device) -> None:
     print(f"wrote {h.artefact_path('kgram_comparison')}")
 
 
+def collect_transformer_metrics(args, corpus: h.Corpus, enc, device) -> None:
+    """Notebook 03's benchmark: every preset and the LSTM on the same data, batches and seed."""
+    run = h.get_run_preset(args.preset)
+    steps = args.num_epochs * (args.max_steps_per_epoch or run.train_steps)
+    lstm = ("lstm", dict(vocab_size=enc.n_vocab, embed_size=run.embed_size, hidden_size=run.embed_size))
+    artefact = h.transformer_comparison(
+        corpus, enc.n_vocab, preset=run.name, device=device, scale=run.transformer_scale,
+        block_size=args.block_size, steps=steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        seed=args.seed, baselines={"LSTM": lstm}, prompt_ids=enc.encode(args.prompt),
+        data=" ".join([*args.input_files, args.input_dir or ""]).strip())
+    print(f"\n== Transformer presets ({run.name} scale {run.transformer_scale or 'full size'}), {steps} steps each")
+    print(h.transformer_metrics_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
+    print(f"wrote {h.artefact_path('transformer_metrics')}")
+
+
+def run_custom_sweep(args, enc, device) -> None:
+    """Notebook 05's corpus-size sweep on --input_dir, logged to --custom_sweep_log."""
+    run = h.get_run_preset(args.preset)
+    artefact = h.custom_data_sweep(enc, run, device=device, input_dir=args.input_dir or h.CUSTOM_CORPUS,
+                                   prompt=args.prompt, seed=args.seed, path=args.custom_sweep_log)
+    print(h.ok_runs(artefact)[["model", "sequences", "final_loss", "tokens_per_s"]].to_string(index=False))
+    print(f"wrote {args.custom_sweep_log}")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.enable_transformer_gptoss and "transformer" not in args.models:
@@ -138,6 +173,12 @@ def main(argv=None) -> int:
             input_files=args.input_files, input_dir=args.input_dir,
             limit_custom_examples=args.limit_custom_examples, test_fraction=args.test_fraction, seed=args.seed,
         )
+        if args.collect_transformer_metrics:
+            collect_transformer_metrics(args, corpus, enc, device)
+        if args.custom_sweep_log:
+            run_custom_sweep(args, enc, device)
+        if args.collect_transformer_metrics or args.custom_sweep_log:
+            return 0
         for family in args.models:
             if family == "kgram" and args.kgram_variant == "compare":
                 compare_kgram_designs(args, corpus, enc, device)

@@ -109,8 +109,12 @@ plt.show()
 
 # %% [markdown]
 # ## 5. Conclusion, computed from the artefact
+# One caveat first: a block size only matters for lines longer than it.
 
 # %%
+lines = h.build_corpus(enc, 1024, tinystories_weight=0.0, input_dir=sweep["config"]["data"]).all_sequences()
+longest = max(len(line) for line in lines)
+print(f"The corpus' longest line has {longest} tokens: block sizes of {longest} or more train on the same text.")
 for model, rows in runs.groupby("model", sort=False):
     top = rows.loc[rows["final_test_loss"].idxmin()]
     fastest = rows.loc[rows["tokens_per_s"].idxmax()]

@@ -122,10 +122,9 @@ def custom_data_sweep(enc, run: RunPreset, *, device, sizes=(3, 63, 123, 185), s
     Each run also stores a sample from `prompt` and the share of its words found in the corpus.
     """
     steps = steps or run.train_steps
-    corpus_words = set(words_of(" ".join(enc.decode(seq) for seq in build_corpus(
-        enc, run.block_size, tinystories_weight=0.0, input_dir=input_dir).all_sequences())))
-    available = len(build_corpus(enc, run.block_size, tinystories_weight=0.0, input_dir=input_dir).all_sequences())
-    sizes = sorted({min(size, available) for size in sizes})
+    every_line = build_corpus(enc, run.block_size, tinystories_weight=0.0, input_dir=input_dir).all_sequences()
+    corpus_words = set(words_of(" ".join(enc.decode(seq) for seq in every_line)))
+    sizes = sorted({min(size, len(every_line)) for size in sizes})
 
     def train_one(config: dict) -> dict:
         corpus = build_corpus(enc, run.block_size, tinystories_weight=0.0, input_dir=input_dir,

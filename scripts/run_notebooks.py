@@ -3,6 +3,8 @@
 
 Each notebook regenerates its artefacts; the executed copy, outputs included, goes to
 artefacts/executed/. A failing cell stops the run with that cell's error, not a wall of JSON.
+A complete run stores each notebook's time in artefacts/notebook_times_<preset>.json, from
+which scripts/update_readme.py fills the README's table.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
+sys.path.insert(0, str(ROOT))
 
 
 def failing_cell_report(error: CellExecutionError, notebook) -> str:
@@ -72,7 +75,21 @@ def main(argv=None) -> int:
     for name, seconds, executed in summary:
         print(f"  {name:<32} {seconds:7.1f} s   {executed}")
     print(f"  {'total':<32} {sum(s for _, s, _ in summary):7.1f} s   artefacts in artefacts/")
+    if not args.names:
+        record_times(args.preset, summary, args.timeout)
     return 0
+
+
+def record_times(preset: str, summary: list, timeout_s: int) -> None:
+    """Store the measured time of each notebook of a complete run, with its provenance."""
+    import picollm_helpers as h
+
+    path = h.write_artefact(
+        f"notebook_times_{preset}", preset=preset, device=h.pick_device(),
+        config={"command": f"make run PRESET={preset}", "cell_timeout_s": timeout_s},
+        results={"seconds": {name: round(seconds, 1) for name, seconds, _ in summary},
+                 "total_s": round(sum(seconds for _, seconds, _ in summary), 1)})
+    print(f"  times stored in {path}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The command line: the course notes' sanity check, offline, and clear errors for bad input."""
 
+import json
 import os
 import re
 import subprocess
@@ -14,8 +15,8 @@ SANITY_CHECK = ["--tinystories_weight", "0.0", "--input_files", "3seqs.txt", "--
                 "--max_steps_per_epoch", "1", "--kgram_k", "2", "--embed_size", "64", "--device_id", "cpu"]
 
 
-def pico_llm(*args, cwd=ROOT, timeout=120):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+def pico_llm(*args, cwd=ROOT, timeout=120, env_extra=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env_extra or {})}
     return subprocess.run([sys.executable, str(ROOT / "pico-llm.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -79,3 +80,32 @@ def test_help_explains_every_flag():
                  "--input_dir", "--limit_custom_examples", "--tinystories_path", "--num_epochs", "--batch_size",
                  "--learning_rate", "--seed", "--test_fraction", "--models"]:
         assert flag in flags, flag
+
+
+def test_kgram_variant_compare_writes_the_comparison(tmp_path):
+    result = pico_llm("--tinystories_weight", "0.0", "--input_files", "3seqs.txt", "--block_size", "16",
+                      "--kgram_k", "2", "--embed_size", "16", "--batch_size", "2", "--device_id", "cpu",
+                      "--models", "kgram", "--kgram_variant", "compare", "--num_epochs", "1",
+                      "--max_steps_per_epoch", "3", env_extra={"PICOLLM_ARTEFACTS_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "starter's loop" in result.stdout and (tmp_path / "kgram_comparison.json").is_file()
+
+
+def test_collect_transformer_metrics_writes_every_preset(tmp_path):
+    result = pico_llm("--tinystories_weight", "0.0", "--input_files", "3seqs.txt", "--block_size", "16",
+                      "--batch_size", "2", "--device_id", "cpu", "--collect_transformer_metrics", "--preset", "quick",
+                      "--num_epochs", "1", "--max_steps_per_epoch", "2", env_extra={"PICOLLM_ARTEFACTS_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "transformer_metrics.json").read_text())
+    assert set(metrics["results"]["cache"]) == {"minGPT", "GPT2-small", "GPT-oss", "Llama3-lite"}
+    assert all(cache["same_tokens"] for cache in metrics["results"]["cache"].values())
+
+
+def test_custom_sweep_log_writes_the_sweep_where_asked(tmp_path):
+    log = tmp_path / "sweep.json"
+    result = pico_llm("--input_dir", "data/custom_corpus", "--tinystories_weight", "0.0", "--preset", "quick",
+                      "--device_id", "cpu", "--custom_sweep_log", str(log),
+                      env_extra={"PICOLLM_ARTEFACTS_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(log.read_text())["results"]["runs"]
+    assert {run["config"]["sequences"] for run in runs} == {3, 63, 123, 185}
