@@ -172,4 +172,4 @@ path = h.write_artefact(
     results={"initial_loss": initial_loss, "epoch_losses": h.epoch_losses(history).tolist(),
              "longer_run_losses": longer["loss"].tolist()},
 )
-print("wrote", path.relative_to(ROOT))
+print("wrote", path)
