@@ -23,7 +23,7 @@ from .models import (KGramMLPSeqModel, build_model, compute_next_token_loss, cou
                      kgram_starter_loop_logits)
 from .presets import ARTEFACTS_DIR, PROJECT_ROOT, TRANSFORMER_PRESETS, transformer_config
 from .sampling import generate_tokens, nucleus_mask
-from .training import cycle_batches, make_adam, save_checkpoint, train_model
+from .training import cycle_batches, make_adam, save_checkpoint, targets_in, train_model
 
 ARTEFACT_FIELDS = ("name", "created", "git_commit", "device", "torch_version", "preset", "config", "results")
 
@@ -35,7 +35,8 @@ def git_commit() -> str:
 
     try:
         head = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        # Artefacts rewritten by the run itself do not make the code dirty.
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!artefacts").stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head.stdout.strip() + ("+dirty" if dirty else "") if head.returncode == 0 else "unknown"
@@ -115,7 +116,7 @@ def time_starter_loop(model: KGramMLPSeqModel, loader, batches: int, learning_ra
         loss.backward()
         optimizer.step()
         seconds += time.perf_counter() - started
-        tokens_seen += int(mask[1:].sum())
+        tokens_seen += targets_in(mask)
     return {"batches": batches, "tokens": tokens_seen, "wall_s": seconds, "tokens_per_s": tokens_seen / seconds}
 
 
