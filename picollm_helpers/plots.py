@@ -221,7 +221,8 @@ def plot_hparam_heatmaps(artefact: dict, rows: str = "embed_size", columns: str 
         ax.set_xticks(range(len(table.columns)), [f"{c:g}" for c in table.columns])
         ax.set_yticks(range(len(table.index)), [f"{r:g}" for r in table.index])
         for (i, j), loss in pd.DataFrame(table.to_numpy()).stack().items():
-            ax.text(j, i, f"{loss:.2f}", ha="center", va="center", color="white")
+            on_light_cell = image.norm(loss) < 0.5  # viridis_r is yellow at the low end
+            ax.text(j, i, f"{loss:.2f}", ha="center", va="center", color="black" if on_light_cell else "white")
         ax.set(xlabel=columns, ylabel=rows, title=f"{model}: {value}")
         plt.colorbar(image, ax=ax)
     fig.suptitle(sweep_title(artefact, "hyperparameters"))

@@ -33,14 +33,41 @@ def test_notebook_is_stripped_and_paired(path: Path):
     assert notebook.cells[0].cell_type == "markdown" and markdown_before_code, "a markdown cell before each step"
 
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_on_quick_preset(path: Path, monkeypatch):
-    monkeypatch.setenv("PICOLLM_PRESET", "quick")
-    notebook = nbformat.read(path, as_version=4)
+def execute(notebook, path: Path) -> None:
     client = NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     try:
         client.execute()
     except CellExecutionError as error:
         pytest.fail(f"{path.name} failed:\n{error}")
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_on_quick_preset(path: Path, monkeypatch):
+    monkeypatch.setenv("PICOLLM_PRESET", "quick")
+    execute(nbformat.read(path, as_version=4), path)
+
+
+SWEEP_NOTEBOOKS = {"05_custom_data": ["custom_data_sweep", "training_budget_sweep"],
+                   "06_overfitting": ["overfitting_sweep"], "07_hyperparameter_study": ["hparam_sweep"]}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", SWEEP_NOTEBOOKS)
+def test_sweep_notebook_redraws_its_plots_without_training(name, monkeypatch):
+    """With REDRAW_ONLY = True a sweep notebook reads its artefacts and trains nothing."""
+    monkeypatch.setenv("PICOLLM_PRESET", "quick")
+    path = ROOT / "notebooks" / f"{name}.ipynb"
+    artefacts = [Path(os.environ["PICOLLM_ARTEFACTS_DIR"]) / f"{artefact}.json" for artefact in SWEEP_NOTEBOOKS[name]]
+    if not all(artefact.is_file() for artefact in artefacts):  # this test run on its own: make them first
+        execute(nbformat.read(path, as_version=4), path)
+    before = [artefact.read_bytes() for artefact in artefacts]
+    notebook = nbformat.read(path, as_version=4)
+    parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    assert "REDRAW_ONLY = False" in parameters.source
+    parameters.source = parameters.source.replace("REDRAW_ONLY = False", "REDRAW_ONLY = True")
+    execute(notebook, path)
+    assert [artefact.read_bytes() for artefact in artefacts] == before, "a redraw must not rerun the sweep"
+    pngs = [c for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert pngs, "the redraw drew no plot"

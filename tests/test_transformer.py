@@ -144,3 +144,10 @@ def test_overrides_reach_any_field_and_the_scale_keeps_the_design():
     config = h.transformer_config("Llama3-lite", SMALL, dropout=0.1)
     assert config.dropout == 0.1 and config.d_model == 128 and config.n_blocks == 2
     assert (config.n_heads, config.kv_heads, config.ffn, config.positions) == (16, 4, "swiglu", "rope")
+
+
+def test_generation_with_the_cache_is_faster_and_the_same():
+    model = small_model("GPT-oss")
+    timing = h.cache_speedup(model, prompt_ids=[464, 3797, 3332], new_tokens=60)
+    assert timing["same_tokens"]
+    assert timing["speedup"] > 1.0, f"with the cache {timing['with_cache_s']:.2f} s, without {timing['without_cache_s']:.2f} s"
