@@ -1,6 +1,8 @@
 # Quick start: `make run` executes every notebook headless (PRESET=cpu by default; PRESET=quick
-# for a smoke run) and regenerates artefacts/; `make test` runs the test suite; `make lab`
-# opens JupyterLab. Each creates .venv on first use.
+# for a smoke run; RESUME=1 after an interruption keeps what the sweeps finished) and
+# regenerates artefacts/; `make figures` redraws every figure from the artefacts; `make test`
+# runs the test suite; `make lab` opens JupyterLab. Each creates .venv on first use, with the
+# bundle installed in it in editable mode.
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,19 +10,23 @@ PY := $(VENV)/bin/python
 # The CPU build of torch; an existing torch in the environment is kept as it is.
 TORCH_SPEC ?= torch==2.13.0
 PRESET ?= cpu
+RESUME ?= 0
 
-.PHONY: setup run test lab clean
+.PHONY: setup run figures test lab clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 run: setup
-	$(PY) scripts/run_notebooks.py --preset $(PRESET)
+	$(PY) scripts/run_notebooks.py --preset $(PRESET) $(if $(filter-out 0,$(RESUME)),--resume)
+
+figures: setup
+	$(PY) scripts/make_figures.py
 
 test: setup
 	$(PY) -m pytest

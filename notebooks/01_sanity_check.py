@@ -28,24 +28,26 @@
 # It trains an LSTM for three epochs of one step each on three numeric sequences. The model
 # will not learn much; what we check is that the loss starts where theory says it must and
 # moves down.
+#
+# This notebook reproduces the notes' run, so it trains the way the starter did: one padded
+# example per line of the file, and plain Adam at a constant rate (`h.STARTER_RECIPE`). From
+# notebook 03 on, the bundle trains on packed token streams with a modern recipe, which
+# learns far more per second.
 
 # %% [markdown]
 # ## Set-up
-# This cell finds the bundle's helper module. On Colab it first fetches the bundle and the
-# packages Colab lacks (never torch, which Colab already has).
+# On Colab this cell installs the bundle with pip, which never touches torch (Colab has its own).
+# Elsewhere `make setup` has installed it, and the cell does nothing. To install your own copy,
+# set `PICOLLM_BUNDLE` to its address (`git+https://...`) or to the path of a wheel you uploaded.
 
 # %%
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-if "google.colab" in sys.modules and not Path("pico-llm").exists():
-    subprocess.run(["git", "clone", "--depth", "1", os.environ.get("PICOLLM_REPO", "https://github.com/pico-llm/pico-llm")], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "pico-llm/requirements.txt"], check=True)
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents, Path("pico-llm").resolve()] if (p / "picollm_helpers").is_dir())
-sys.path.insert(0, str(ROOT))
-os.chdir(ROOT)
+if "google.colab" in sys.modules:  # elsewhere `make setup` has installed the bundle
+    bundle = os.environ.get("PICOLLM_BUNDLE", "git+https://github.com/pico-llm/pico-llm")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", bundle], check=True)
 
 # %% [markdown]
 # ## Parameters
@@ -61,9 +63,9 @@ SEED = 0
 
 # %%
 import math
+from dataclasses import asdict
 
 import matplotlib.pyplot as plt
-import pandas as pd
 import torch
 
 import picollm_helpers as h
@@ -86,16 +88,17 @@ assert enc.decode(ids) == "Once upon a time"
 
 # %% [markdown]
 # ## 2. The data
-# `3seqs.txt` holds three numeric sequences, one a line. Each line is one training example,
-# tokenized and cut to `block_size` = 32 tokens. A batch is a `(seq_len, batch)` tensor, as in
-# the starter code, with a mask marking the real tokens (the rest is padding).
+# `3seqs.txt` holds three numeric sequences, one a line. With `packing=False` each line is one
+# training example, tokenized and cut to `block_size` = 32 tokens, as in the starter. A batch
+# is a `(seq_len, batch)` tensor, as in the starter code, with a mask marking the real tokens
+# (the rest is padding). An epoch is as many random draws as there are sequences: here three.
 
 # %%
 BLOCK_SIZE = 32
 h.seed_everything(SEED)
-corpus = h.build_corpus(enc, BLOCK_SIZE, tinystories_weight=0.0, input_files=["3seqs.txt"], seed=SEED)
+corpus = h.build_corpus(enc, BLOCK_SIZE, packing=False, tinystories_weight=0.0, input_files=["3seqs.txt"], seed=SEED)
 print(f"{corpus.num_train} training sequences, lengths {[len(s) for s in corpus.train_other]}")
-tokens, mask = next(iter(corpus.train_loader(batch_size=16, seed=SEED)))
+tokens, mask = next(corpus.train_batches(batch_size=16, seed=SEED, steps_per_epoch=1))
 print("batch tokens:", tuple(tokens.shape), " mask of real tokens:", tuple(mask.shape))
 print("first sequence starts:", repr(enc.decode(tokens[:12, 0].tolist())))
 
@@ -110,34 +113,40 @@ h.seed_everything(SEED)
 model = h.LSTMSeqModel(enc.n_vocab, embed_size=64, hidden_size=64).to(device)
 with torch.no_grad():
     tokens, mask = tokens.to(device), mask.to(device)
-    initial_loss = h.compute_next_token_loss(model(tokens), tokens, mask).item()
+    initial_loss = model.next_token_loss(tokens, mask).item()
 print(f"{h.count_parameters(model):,} parameters; loss at initialization {initial_loss:.3f} "
       f"vs ln V = {math.log(enc.n_vocab):.3f}")
 
 # %% [markdown]
 # ## 4. Three abbreviated epochs
-# One optimizer step per epoch, as in the command. `train_model` returns a table with one row
-# per step: the loss, how many tokens it trained on, and how fast.
+# One optimizer step per epoch, as in the command, with the starter's recipe. `train_model`
+# returns a table with one row per step: the loss, how many tokens it trained on, how fast,
+# and the learning rate.
 
 # %%
-history = h.train_model(model, corpus.train_loader(batch_size=16, seed=SEED), epochs=3,
-                        max_steps_per_epoch=1, name="LSTM sanity run")
+history = h.train_model(model, corpus, batch_size=16, max_steps=3, steps_per_epoch=1, recipe=h.STARTER_RECIPE,
+                        seed=SEED, name="LSTM sanity run")
 history
 
 # %% [markdown]
 # ## 5. A longer run, to see the loss fall
 # Three steps barely move the loss. The same model trained for the preset's budget shows the
-# curve a presentation needs.
+# curve a presentation needs. Both runs' losses are stored in `artefacts/sanity_check.json`,
+# with the preset, device and commit that produced them, and the plot is drawn from there.
 
 # %%
 h.seed_everything(SEED)
 longer_model = h.LSTMSeqModel(enc.n_vocab, embed_size=64, hidden_size=64).to(device)
-longer = h.train_model(longer_model, corpus.train_loader(batch_size=16, seed=SEED), epochs=run.train_steps,
-                       max_steps_per_epoch=1, name=f"LSTM, {run.train_steps} steps")
-both_runs = pd.concat([history.assign(model="3 steps (the command)"), longer])
-ax = h.plot_loss_curves(both_runs, title="LSTM on 3seqs.txt")
-ax.axhline(math.log(enc.n_vocab), color="grey", linestyle=":", label="ln V")
-ax.legend()
+longer = h.train_model(longer_model, corpus, batch_size=16, max_steps=run.train_steps, steps_per_epoch=1,
+                       recipe=h.STARTER_RECIPE, seed=SEED, name=f"LSTM, {run.train_steps} steps")
+sanity = h.read_artefact(h.write_artefact(
+    "sanity_check", preset=run.name, device=device,
+    config={"block_size": BLOCK_SIZE, "embed_size": 64, "hidden_size": 64, "batch_size": 16, "seed": SEED,
+            "packing": False, "recipe": asdict(h.STARTER_RECIPE), "data": "3seqs.txt"},
+    results={"initial_loss": initial_loss, "ln_vocab": math.log(enc.n_vocab),
+             "epoch_losses": h.epoch_losses(history).tolist(), "longer_run_losses": longer["loss"].tolist()},
+))
+h.show_figure("sanity_check", sanity)
 plt.show()
 
 # %% [markdown]
@@ -149,27 +158,19 @@ plt.show()
 
 # %%
 prompt = "Once upon a"
-prompt_logits = model(torch.tensor(enc.encode(prompt), device=device).view(-1, 1))[-1, 0]
+prompt_log_probs = h.next_token_log_probs(model, enc.encode(prompt))
 for label, model_to_sample in [("3 steps", model), (f"{run.train_steps} steps", longer_model)]:
     print(f"--- LSTM after {label}")
     for setting, top_p in [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]:
         text = h.generate_text(model_to_sample, enc, prompt, max_new_tokens=20, top_p=top_p, seed=SEED)
         print(f"{setting:<11} {text!r}")
-print(f"nucleus after the prompt (3-step model): p=0.95 keeps {h.nucleus_size(prompt_logits, 0.95):,} tokens, "
-      f"p=1.0 keeps {h.nucleus_size(prompt_logits, 1.0):,}")
+print(f"nucleus after the prompt (3-step model): p=0.95 keeps {h.nucleus_size(prompt_log_probs, 0.95):,} tokens, "
+      f"p=1.0 keeps {h.nucleus_size(prompt_log_probs, 1.0):,}")
 
 # %% [markdown]
-# ## 7. Save the models and the measured losses
-# The checkpoints let notebook 04 resample from these models without retraining; the artefact
-# keeps the losses with the preset, device and commit that produced them.
+# ## 7. Save the model
+# The checkpoint lets notebook 04 resample from this LSTM without retraining it.
 
 # %%
-h.save_checkpoint(longer_model, h.CHECKPOINTS_DIR / "lstm.pt", trained_on="3seqs.txt", steps=run.train_steps)
-path = h.write_artefact(
-    "sanity_check", preset=run.name, device=device,
-    config={"block_size": BLOCK_SIZE, "embed_size": 64, "hidden_size": 64, "batch_size": 16, "seed": SEED,
-            "learning_rate": 1e-3, "data": "3seqs.txt"},
-    results={"initial_loss": initial_loss, "epoch_losses": h.epoch_losses(history).tolist(),
-             "longer_run_losses": longer["loss"].tolist()},
-)
-print("wrote", path)
+print("saved", h.save_checkpoint(longer_model, h.CHECKPOINTS_DIR / "lstm.pt", trained_on="3seqs.txt",
+                                 steps=run.train_steps))

@@ -22,24 +22,26 @@
 # data. The notes once recorded average losses of 234 and 360 for fresh Transformers: a fresh
 # model over 50,257 tokens starts near ln(50,257) ≈ 10.8, so those numbers were bugs. Here every
 # figure comes from this run and is stored in `artefacts/transformer_metrics.json`.
+#
+# Then the question that matters most on a laptop: how fast does a model *learn*? We measure
+# the held-out loss after a fixed number of seconds on real text, see where the compute of a
+# training step goes (mostly into the 50,257-way output layer), and train the Transformer that
+# the sampling lab of notebook 04 opens on, long enough to write English.
 
 # %% [markdown]
 # ## Set-up
-# This cell finds the bundle's helper module. On Colab it first fetches the bundle and the
-# packages Colab lacks (never torch, which Colab already has).
+# On Colab this cell installs the bundle with pip, which never touches torch (Colab has its own).
+# Elsewhere `make setup` has installed it, and the cell does nothing. To install your own copy,
+# set `PICOLLM_BUNDLE` to its address (`git+https://...`) or to the path of a wheel you uploaded.
 
 # %%
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-if "google.colab" in sys.modules and not Path("pico-llm").exists():
-    subprocess.run(["git", "clone", "--depth", "1", os.environ.get("PICOLLM_REPO", "https://github.com/pico-llm/pico-llm")], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "pico-llm/requirements.txt"], check=True)
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents, Path("pico-llm").resolve()] if (p / "picollm_helpers").is_dir())
-sys.path.insert(0, str(ROOT))
-os.chdir(ROOT)
+if "google.colab" in sys.modules:  # elsewhere `make setup` has installed the bundle
+    bundle = os.environ.get("PICOLLM_BUNDLE", "git+https://github.com/pico-llm/pico-llm")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", bundle], check=True)
 
 # %% [markdown]
 # ## Parameters
@@ -51,18 +53,20 @@ os.chdir(ROOT)
 # %% tags=["parameters"]
 PRESET = None
 SEED = 0
-LEARNING_RATE = 1e-3
 PROMPT = "Once upon a time there was a"
+TINYSTORIES_PATH = None  # a local TinyStories copy for the writer of section 10, when the hub is out of reach
 
 # %% [markdown]
 # Imports, the run preset and the device.
 
 # %%
 import math
+from dataclasses import asdict
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from IPython.display import display
 
 import picollm_helpers as h
 
@@ -150,7 +154,7 @@ for name in h.TRANSFORMER_PRESETS:
     h.seed_everything(SEED)
     model = h.TransformerModel(h.transformer_config(name, run.transformer_scale))
     with torch.no_grad():
-        print(f"{name:<12} initial loss {h.compute_next_token_loss(model(tokens), tokens).item():.3f} "
+        print(f"{name:<12} initial loss {model.next_token_loss(tokens).item():.3f} "
               f"(ln V = {math.log(enc.n_vocab):.3f})")
 
 # %% [markdown]
@@ -172,17 +176,23 @@ assert cache_difference <= 1e-4
 
 # %% [markdown]
 # ## 7. Training the presets beside the LSTM and the best k-gram design
-# Same data (the custom corpus, with TinyStories when it can be reached), same batches, seed and
-# learning rate for every model. Then each preset generates 200 tokens with and without the
-# cache (50 on `quick`), to time it. The k-gram design is notebook 02's winner when its
-# artefact exists.
+# Same data (the custom corpus, with TinyStories when it can be reached), same batches, seed
+# and recipe for every model. The text is *packed*: every example (a line, a story) goes into
+# one stream of token ids with `<|endoftext|>` after each file or story, and a training item
+# is a random window of `block_size + 1` tokens of that stream, so every position is a
+# target and nothing is padding. The recipe is today's: AdamW, a short warm-up, then a cosine
+# decay of the learning rate, and gradients clipped at norm 1. On `quick` and `cpu` the
+# models' output layer covers only the ids the corpus uses (a *compact* head, section 9).
+# Then each preset generates 200 tokens with and without the cache (50 on `quick`), to time
+# it. The k-gram design is notebook 02's winner when its artefact exists.
 
 # %%
 corpus = h.build_corpus(enc, run.block_size, tinystories_weight=0.5 if run.tinystories_stories else 0.0,
-                        tinystories_stories=run.tinystories_stories, input_dir="data/custom_corpus", seed=SEED)
+                        tinystories_stories=run.tinystories_stories, input_dir=h.CUSTOM_CORPUS, seed=SEED)
+vocab_ids = h.vocab_ids_for(corpus, run.vocab, run.min_count)
 try:
     kgram_designs = h.read_artefact("kgram_comparison")["results"]["designs"]
-    best_kgram = min(kgram_designs, key=lambda name: kgram_designs[name]["average_loss"])
+    best_kgram = min(h.KGramMLPSeqModel.VARIANTS, key=lambda name: kgram_designs[name]["average_loss"])
 except h.InputError:
     best_kgram = "embedding"
 baselines = {
@@ -191,35 +201,134 @@ baselines = {
                                              num_inner_layers=2, variant=best_kgram)),
 }
 metrics = h.transformer_comparison(
-    corpus, enc.n_vocab, preset=run.name, device=device, scale=run.transformer_scale, block_size=run.block_size,
-    steps=run.train_steps, batch_size=run.batch_size, learning_rate=LEARNING_RATE, seed=SEED, baselines=baselines,
+    corpus, enc.n_vocab, preset=run.name, device=device, scale=run.transformer_scale, steps=run.train_steps,
+    batch_size=run.batch_size, seed=SEED, vocab_ids=vocab_ids, baselines=baselines,
     cache_tokens=50 if run.name == "quick" else 200, prompt_ids=enc.encode(PROMPT),
-    data=f"data/custom_corpus ({corpus.num_train} sequences)", checkpoint_dir=h.CHECKPOINTS_DIR)
+    data=f"{h.CUSTOM_CORPUS} ({corpus.num_train_tokens:,} tokens, packed)", checkpoint_dir=h.CHECKPOINTS_DIR)
 h.transformer_metrics_table(metrics)
 
 # %% [markdown]
 # Loss against step and training speed:
 
 # %%
-h.save_figure(h.plot_transformer_comparison(metrics), "transformer_metrics")
+h.show_figure("transformer_metrics", metrics)
 plt.show()
 
 # %% [markdown]
-# ## 8. What one head looks at
-# The attention weights of the first head of the last block of the trained GPT-oss, for the
-# prompt. Each row is a token; each column, a token it may attend to (the upper triangle is
-# empty: the causal mask).
+# ## 8. Learning speed on real text
+# The yardstick of this bundle: the held-out loss (nats per token, over all 50,257 ids) after a
+# fixed number of seconds of training on real text. `benchmarks/learning_speed.py` trains the
+# same Transformer (d_model 128, 4 blocks, 4 heads, a context of 64 tokens) for 120 seconds on
+# thirteen of Shakespeare's comedies, four ways, and measures the loss on *The Winter's Tale*,
+# which it never trains on, every 15 seconds: the starter's way (one padded line per example,
+# Adam at a constant rate), packed streams with the modern recipe, the same with a compact
+# head, and the `cpu` preset's own Transformer. The benchmark takes about ten minutes, so this
+# cell draws its stored artefact.
 
 # %%
-gpt_oss = h.load_checkpoint(h.CHECKPOINTS_DIR / "transformer_GPT-oss.pt", device)
-prompt_ids = enc.encode(PROMPT)
-maps = gpt_oss.attention_maps(torch.tensor(prompt_ids, device=device))
-h.plot_attention_map(maps[-1][0], [enc.decode([i]) for i in prompt_ids],
-                     title=f"GPT-oss, block {len(maps)}, head 1")
+try:
+    speed = h.read_artefact("learning_speed")
+except h.InputError as missing:
+    speed = None
+    print(f"{missing}\nMake it with: python benchmarks/learning_speed.py")
+if speed:
+    h.show_figure("learning_speed", speed)
+    plt.show()
+    display(h.learning_speed_table(speed))
+
+# %% [markdown]
+# What each way writes after its 120 seconds, continuing the same prompt (greedy, then a
+# nucleus sample at p = 0.8):
+
+# %%
+if speed:
+    for label, result in speed["results"]["runs"].items():
+        print(f"--- {label}")
+        for setting, text in result["samples"].items():
+            print(f"{setting:>8}: {text!r}")
+
+# %% [markdown]
+# ## 9. Where the compute goes
+# Why does the way of training matter so much? Profile a few training steps of the preset's
+# Transformer and split their time into four parts: the output layer (a d x 50,257 matrix
+# product, forward and backward), the softmax and loss over 50,257 logits, everything else in
+# the model (embeddings, attention, feed-forward blocks), and the optimizer. Beside the time,
+# the arithmetic each part costs per trained token. Then the same with a *compact* head: an
+# output layer over only the ids the training text uses (plus one bucket that stands for all
+# the others, its probability shared evenly among them, so the model still gives a proper
+# distribution over all 50,257 ids and its loss is still in full-vocabulary nats).
+
+# %%
+breakdowns = {
+    "full head (all GPT-2 ids)": h.step_breakdown(run.transformer, device=device, batch_size=run.batch_size,
+                                                  block_size=run.block_size, seed=SEED),
+    "compact head (the corpus's ids)": h.step_breakdown(run.transformer, device=device, vocab_ids=vocab_ids,
+                                                        batch_size=run.batch_size, block_size=run.block_size,
+                                                        seed=SEED),
+}
+breakdown = h.write_artefact("step_breakdown", preset=run.name, device=device,
+                             config={"transformer": asdict(run.transformer), "batch_size": run.batch_size,
+                                     "block_size": run.block_size, "loss": "plain (unfused), profiled"},
+                             results={"breakdowns": breakdowns})
+h.show_figure("step_breakdown", h.read_artefact(breakdown))
+plt.show()
+h.step_breakdown_table(h.read_artefact(breakdown))
+
+# %% [markdown]
+# The head's logits are a (positions x 50,257) matrix: 200 MB of floats for a batch of 16
+# windows of 64 tokens, written, read by the softmax, and written again as a gradient. The
+# *fused* loss computes the head, the softmax and their gradients chunk by chunk, never
+# holding all of them at once. `benchmarks/fused_loss.py` measured it against the plain path
+# on the full head (the bundle trains with whichever was faster on the device):
+
+# %%
+try:
+    fused = h.read_artefact("fused_loss")
+    display(h.fused_loss_table(fused))
+except h.InputError as missing:
+    print(f"{missing}\nMake it with: python benchmarks/fused_loss.py")
+
+# %% [markdown]
+# ## 10. A Transformer that writes
+# Now the preset's own Transformer, with a compact head and the packed recipe, trained long
+# enough to write: on the custom corpus, and on TinyStories for half of its windows when the
+# hub can be reached (or `TINYSTORIES_PATH` names a local copy). We measure what it writes from
+# "Once upon a": the share of its words that are English words (Debian's word list when it is
+# installed, else the training text's own words), and how much the samples vary from seed to
+# seed. Notebook 04's sampling lab opens on this model.
+
+# %%
+writer = h.train_writer(enc, run, device=device, tinystories_path=TINYSTORIES_PATH, seed=SEED,
+                        checkpoint_dir=h.CHECKPOINTS_DIR)
+print(f"{writer['config']['vocabulary']}, {writer['config']['steps']} steps on {writer['config']['data']}: "
+      f"held-out loss {writer['results']['summary']['final_test_loss']:.2f} nats/token")
+print(f"words checked against {writer['config']['word_list']}")
+pd.DataFrame(writer["results"]["writing"]).T[["word_share", "distinct_2", "distinct_samples"]]
+
+# %% [markdown]
+# Two of its samples per setting. Greedy decoding gives the same text from every seed; p = 1.0
+# draws from the whole distribution, so every seed writes something else.
+
+# %%
+for setting, measures in writer["results"]["writing"].items():
+    for text in measures["samples"][:2]:
+        print(f"{setting:>8}: {text!r}")
+
+# %% [markdown]
+# ## 11. What the heads look at
+# The attention weights of every head of the last block of the Transformer that writes, for
+# the prompt. Each row is a token; each column, a token it may attend to (the upper triangle
+# is empty: the causal mask). Stored in `artefacts/attention_map.json`.
+
+# %%
+writer_model = h.load_checkpoint(h.CHECKPOINTS_DIR / "transformer_writer.pt", device)
+attention = h.record_attention(writer_model, enc, PROMPT, label="the Transformer that writes", preset=run.name,
+                               device=device)
+h.show_figure("attention_map", attention)
 plt.show()
 
 # %% [markdown]
-# ## 9. Conclusion, computed from the artefact
+# ## 12. Conclusion, computed from the artefacts
 
 # %%
 rows = metrics["results"]["models"]
@@ -232,3 +341,13 @@ print(f"Fastest to train: {fastest} at {rows[fastest]['tokens_per_s']:,.0f} toke
 print(f"The KV cache made {metrics['config']['cache_tokens']}-token generation "
       f"{min(speedups.values()):.1f}x to {max(speedups.values()):.1f}x faster, with identical tokens: "
       f"{all(cache['same_tokens'] for cache in metrics['results']['cache'].values())}.")
+full, compact = breakdowns.values()
+print(f"One training step of the preset's Transformer: {full['step_ms']:.0f} ms with the full head, of which "
+      f"{full['parts']['output head']['share'] + full['parts']['softmax and loss']['share']:.0%} in the head and "
+      f"softmax; {compact['step_ms']:.0f} ms with the compact head ({full['step_ms'] / compact['step_ms']:.1f}x faster).")
+if speed:
+    print(h.learning_speed_summary(speed))
+writing = writer["results"]["writing"]
+print(f"The Transformer that writes: greedy {writing['greedy']['word_share']:.0%} and p = 0.5 "
+      f"{writing['p = 0.5']['word_share']:.0%} English words; at p = 1.0, {writing['p = 1.0']['distinct_samples']} "
+      f"of {len(writing['p = 1.0']['samples'])} samples differ.")

@@ -25,21 +25,18 @@
 
 # %% [markdown]
 # ## Set-up
-# This cell finds the bundle's helper module. On Colab it first fetches the bundle and the
-# packages Colab lacks (never torch, which Colab already has).
+# On Colab this cell installs the bundle with pip, which never touches torch (Colab has its own).
+# Elsewhere `make setup` has installed it, and the cell does nothing. To install your own copy,
+# set `PICOLLM_BUNDLE` to its address (`git+https://...`) or to the path of a wheel you uploaded.
 
 # %%
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-if "google.colab" in sys.modules and not Path("pico-llm").exists():
-    subprocess.run(["git", "clone", "--depth", "1", os.environ.get("PICOLLM_REPO", "https://github.com/pico-llm/pico-llm")], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "pico-llm/requirements.txt"], check=True)
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents, Path("pico-llm").resolve()] if (p / "picollm_helpers").is_dir())
-sys.path.insert(0, str(ROOT))
-os.chdir(ROOT)
+if "google.colab" in sys.modules:  # elsewhere `make setup` has installed the bundle
+    bundle = os.environ.get("PICOLLM_BUNDLE", "git+https://github.com/pico-llm/pico-llm")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", bundle], check=True)
 
 # %% [markdown]
 # ## Parameters
@@ -50,7 +47,7 @@ os.chdir(ROOT)
 PRESET = None
 SEED = 0
 PROMPT = "Once upon a"
-TOP_PS = [None, 0.8, 0.95, 1.0]
+TOP_PS = [None, 0.5, 0.8, 0.95, 1.0]
 NUM_SAMPLES = None  # None: 4 on the quick preset, else 8
 
 # %% [markdown]
@@ -73,35 +70,36 @@ print(f"preset {run.name}, device {h.describe_device(device)}")
 # %% [markdown]
 # ## 1. The models
 # Notebooks 01 to 03 saved their trained models in `artefacts/checkpoints/`. We load every
-# one that is there. If none is (this notebook run on its own), we train a small LSTM on the
-# custom corpus first and save it, so the lab always has a model.
+# one that is there. The one to listen to is `writer`: the Transformer notebook 03 trained
+# long enough to write. If it is missing (this notebook run on its own), we train it first,
+# as notebook 03 does.
 
 # %%
-if not list(h.CHECKPOINTS_DIR.glob("*.pt")):
-    print("No checkpoints yet: training a small LSTM on data/custom_corpus.")
-    corpus = h.build_corpus(enc, run.block_size, tinystories_weight=0.0, input_dir="data/custom_corpus", seed=SEED)
-    h.seed_everything(SEED)
-    lstm = h.LSTMSeqModel(enc.n_vocab, embed_size=run.embed_size, hidden_size=run.embed_size).to(device)
-    h.train_for_steps(lstm, corpus, steps=run.train_steps, batch_size=run.batch_size, learning_rate=1e-3, seed=SEED)
-    h.save_checkpoint(lstm, h.CHECKPOINTS_DIR / "lstm.pt", trained_on="data/custom_corpus", steps=run.train_steps)
+if not (h.CHECKPOINTS_DIR / "transformer_writer.pt").is_file():
+    print("No writer yet: training the preset's Transformer as notebook 03 does.")
+    h.train_writer(enc, run, device=device, seed=SEED, checkpoint_dir=h.CHECKPOINTS_DIR)
 models = h.load_checkpoints(h.CHECKPOINTS_DIR, device)
 pd.DataFrame({name: {"family": h.family_of(model), "parameters": h.count_parameters(model),
+                     "vocabulary": h.describe_vocabulary(model),
                      "trained on": model.checkpoint_metadata.get("trained_on", ""),
                      "steps": model.checkpoint_metadata.get("steps", "")}
               for name, model in models.items()}).T
 
 # %% [markdown]
 # ## 2. What p does to the next-token distribution
-# The bars are the 30 most probable tokens after the prompt, for the first model. The coloured
+# The bars are the 30 most probable tokens after the prompt, for the writer. The coloured
 # ones form the nucleus at p = 0.8; the dashed line is the cut-off. A lower p keeps fewer
 # tokens, so the text becomes safer and more repetitive.
 
 # %%
-first_name, first_model = next(iter(models.items()))
-logits = h.next_token_logits(first_model, enc.encode(PROMPT))
+first_name, first_model = "writer", models["writer"]
+log_probs = h.next_token_log_probs(first_model, enc.encode(PROMPT))
 for p in (0.5, 0.8, 0.95, 1.0):
-    print(f"p = {p:<4}: the nucleus holds {h.nucleus_size(logits, p):,} of {enc.n_vocab:,} tokens")
-h.plot_next_token_distribution(logits, enc, p=0.8).set_title(f"{first_name}: next token after {PROMPT!r}")
+    print(f"p = {p:<4}: the nucleus holds {h.nucleus_size(log_probs, p):,} of {enc.n_vocab:,} tokens")
+next_token = h.write_artefact("next_token", preset=run.name, device=device,
+                              config={"model": first_name, "prompt": PROMPT},
+                              results=h.next_token_summary(log_probs, enc, p=0.8))
+h.show_figure("next_token", h.read_artefact(next_token))
 plt.show()
 
 # %% [markdown]
@@ -109,12 +107,16 @@ plt.show()
 # 20 new tokens from the prompt at greedy, p = 0.8, 0.95 and 1.0, several samples each (seeds
 # SEED, SEED + 1, ...). Per setting: distinct-1 and distinct-2 (unique tokens and bigrams over
 # all of them: higher is more varied), the mean log-probability the model gave its own
-# samples (higher is safer), and the mean nucleus size. Stored in
-# `artefacts/sampling_diversity.json`.
+# samples (higher is safer), the mean nucleus size, and the share of the samples' words that
+# are English words (Debian's word list when it is installed, else the custom corpus's own
+# words). Stored in `artefacts/sampling_diversity.json`.
 
 # %%
-diversity = h.sampling_diversity(models, enc, preset=run.name, device=device, prompt=PROMPT, top_ps=TOP_PS,
-                                 num_samples=num_samples, seed=SEED)
+words, word_list = h.reading_words(h.build_corpus(enc, run.block_size, tinystories_weight=0.0,
+                                                  input_dir=h.CUSTOM_CORPUS), enc)
+diversity = h.sampling_diversity(models, enc, preset=run.name, device=device, words=words, word_list=word_list,
+                                 prompt=PROMPT, top_ps=TOP_PS, num_samples=num_samples, seed=SEED)
+print(f"words checked against {word_list}")
 rows = pd.DataFrame(diversity["results"]["rows"])
 rows.drop(columns=["samples", "top_p"]).set_index(["model", "setting"]).round(3)
 
@@ -122,11 +124,11 @@ rows.drop(columns=["samples", "top_p"]).set_index(["model", "setting"]).round(3)
 # The same numbers as plots, one line per model:
 
 # %%
-h.save_figure(h.plot_sampling_diversity(diversity), "sampling_diversity")
+h.show_figure("sampling_diversity", diversity)
 plt.show()
 
 # %% [markdown]
-# Two samples per setting for the first model:
+# Two samples per setting for the writer:
 
 # %%
 for row in diversity["results"]["rows"]:
@@ -141,15 +143,18 @@ for row in diversity["results"]["rows"]:
 for name, runs in rows.groupby("model", sort=False):
     greedy, full = runs.iloc[0], runs.iloc[-1]
     print(f"{name}: distinct-2 goes from {greedy['distinct_2']:.2f} (greedy) to {full['distinct_2']:.2f} (p = 1.0), "
-          f"mean log-probability from {greedy['mean_logprob']:.2f} to {full['mean_logprob']:.2f} nats; "
-          f"{full['distinct_samples']} of {num_samples} samples at p = 1.0 differ.")
+          f"mean log-probability from {greedy['mean_logprob']:.2f} to {full['mean_logprob']:.2f} nats, English words "
+          f"from {greedy['word_share']:.0%} to {full['word_share']:.0%}; {full['distinct_samples']} of {num_samples} "
+          "samples at p = 1.0 differ.")
 
 # %% [markdown]
 # ## 4. The lab
 # Move the sliders. Every change of model, prompt, p, temperature or seed draws a new
 # continuation and redraws the next-token distribution after the prompt: the nucleus in
-# colour, the cut-off dashed. **Resample** moves to the next seed; type a seed to get a draw back.
+# colour, the cut-off dashed. **Resample** moves to the next seed; type a seed to get a draw
+# back. The lab opens on the writer at p = 0.5; the dropdown offers every model notebooks 01
+# to 03 trained, so you can hear the difference training makes.
 
 # %%
-lab = h.sampling_lab(models, enc, prompt=PROMPT, p=0.9, seed=SEED)
+lab = h.sampling_lab(models, enc, prompt=PROMPT, p=0.5, seed=SEED, model="writer")
 display(lab)

@@ -23,6 +23,11 @@
 # text there is, and on how long we train? To use your own text, put `.txt` files (one example
 # a line) in a folder and set `INPUT_DIR` below.
 #
+# The text is packed: each file becomes a stream of token ids, its lines keeping their
+# newlines, with `<|endoftext|>` after the file, and the models train on random windows of
+# `block_size + 1` tokens of it, with the bundle's recipe and a compact output head (notebook
+# 03 explains all three).
+#
 # The course notes' command for this run works from the repository root:
 #
 # ```
@@ -32,21 +37,18 @@
 
 # %% [markdown]
 # ## Set-up
-# This cell finds the bundle's helper module. On Colab it first fetches the bundle and the
-# packages Colab lacks (never torch, which Colab already has).
+# On Colab this cell installs the bundle with pip, which never touches torch (Colab has its own).
+# Elsewhere `make setup` has installed it, and the cell does nothing. To install your own copy,
+# set `PICOLLM_BUNDLE` to its address (`git+https://...`) or to the path of a wheel you uploaded.
 
 # %%
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-if "google.colab" in sys.modules and not Path("pico-llm").exists():
-    subprocess.run(["git", "clone", "--depth", "1", os.environ.get("PICOLLM_REPO", "https://github.com/pico-llm/pico-llm")], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "pico-llm/requirements.txt"], check=True)
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents, Path("pico-llm").resolve()] if (p / "picollm_helpers").is_dir())
-sys.path.insert(0, str(ROOT))
-os.chdir(ROOT)
+if "google.colab" in sys.modules:  # elsewhere `make setup` has installed the bundle
+    bundle = os.environ.get("PICOLLM_BUNDLE", "git+https://github.com/pico-llm/pico-llm")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", bundle], check=True)
 
 # %% [markdown]
 # ## Parameters
@@ -56,7 +58,7 @@ os.chdir(ROOT)
 # %% tags=["parameters"]
 PRESET = None
 SEED = 0
-INPUT_DIR = "data/custom_corpus"
+INPUT_DIR = "custom_corpus"  # a bare name is looked up in the bundle's data/ folder
 TINYSTORIES_WEIGHT = 0.25
 PROMPT = "The harbor"
 REDRAW_ONLY = False
@@ -83,8 +85,8 @@ print(f"preset {run.name}, device {h.describe_device(device)}")
 # %%
 corpus = h.build_corpus(enc, run.block_size, tinystories_weight=TINYSTORIES_WEIGHT,
                         tinystories_stories=run.tinystories_stories, input_dir=INPUT_DIR, seed=SEED)
-lengths = [len(seq) for seq in corpus.train_other]
-print(f"{len(corpus.train_other)} custom sequences ({sum(lengths):,} tokens), {len(corpus.train_tiny)} TinyStories")
+for stream in corpus.train:
+    print(f"{stream.name}: {len(stream):,} tokens")
 for path in h.find_text_files(INPUT_DIR):
     print(f"  {path.name}: {len(h.read_examples(path))} lines, e.g. {h.read_examples(path)[0][:70]!r}")
 
@@ -95,18 +97,18 @@ for path in h.find_text_files(INPUT_DIR):
 # the corpus.
 
 # %%
-corpus_words = set(h.words_of(" ".join(enc.decode(seq) for seq in corpus.train_other)))
+corpus_words = set(h.words_of(" ".join(h.load_custom_examples(input_dir=INPUT_DIR))))
 before_after = []
 if not REDRAW_ONLY:
     for name in h.SWEEP_MODELS:
         h.seed_everything(SEED)
-        model = h.sweep_model(name, enc.n_vocab, run).to(device)
+        model = h.sweep_model(name, corpus, run).to(device)
         for stage in ("before", "after"):
             if stage == "after":
-                h.train_for_steps(model, corpus, steps=run.train_steps, batch_size=run.batch_size,
-                                  learning_rate=1e-3, seed=SEED, name=name)
+                h.train_model(model, corpus, max_steps=run.train_steps, batch_size=run.batch_size, seed=SEED,
+                              name=name)
             text = h.generate_text(model, enc, PROMPT, max_new_tokens=20, top_p=0.9, seed=SEED)
-            before_after.append({"model": name, "stage": stage, "corpus words": h.corpus_word_fraction(
+            before_after.append({"model": name, "stage": stage, "corpus words": h.word_share(
                 text[len(PROMPT):], corpus_words), "sample": text})
 pd.DataFrame(before_after)
 
@@ -121,22 +123,22 @@ if REDRAW_ONLY:
     size_sweep = h.read_artefact("custom_data_sweep")
 else:
     size_sweep = h.custom_data_sweep(enc, run, device=device, input_dir=INPUT_DIR, prompt=PROMPT, seed=SEED)
-h.save_figure(h.plot_custom_data_sweep(size_sweep), "custom_data_sweep")
+h.show_figure("custom_data_sweep", size_sweep)
 plt.show()
 h.ok_runs(size_sweep)[["model", "sequences", "final_loss", "tokens_per_s", "corpus_word_fraction", "sample"]]
 
 # %% [markdown]
 # ## 4. How long? The training-budget sweep
-# A fixed corpus split 60/40 into train and held-out sequences; three epochs of 1, 3 or 6 steps
-# each. The held-out loss says whether more steps still help. Stored in
-# `artefacts/training_budget_sweep.json`.
+# A fixed corpus, 40% of its lines held out (a seeded choice); 3, 9 or 18 steps (the notes'
+# three epochs of 1, 3 or 6 steps each). The held-out loss says whether more steps still help.
+# Stored in `artefacts/training_budget_sweep.json`.
 
 # %%
 if REDRAW_ONLY:
     budget_sweep = h.read_artefact("training_budget_sweep")
 else:
     budget_sweep = h.training_budget_sweep(enc, run, device=device, input_dir=INPUT_DIR, seed=SEED)
-h.save_figure(h.plot_training_budget(budget_sweep), "training_budget_sweep")
+h.show_figure("training_budget_sweep", budget_sweep)
 plt.show()
 h.ok_runs(budget_sweep)[["model", "steps_per_epoch", "final_loss", "final_test_loss", "tokens_per_s"]]
 

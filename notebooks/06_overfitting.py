@@ -16,30 +16,27 @@
 # %% [markdown]
 # # 06 · Overfitting: watching a model memorise
 #
-# With few training sequences and many steps, a model stops learning the language and starts
-# learning the sequences. The training loss keeps falling; the loss on held-out sequences falls,
-# then turns upward. This notebook trains the LSTM and GPT-oss on 40 lines of the custom
-# corpus (60/40 train/held-out) for up to 100 steps, marks where the held-out loss turns, and
-# measures memorisation: the share of a sample's 4-token sequences copied verbatim from the
-# training set.
+# With little training text and many steps, a model stops learning the language and starts
+# learning the text. The training loss keeps falling; the loss on held-out text falls, then
+# turns upward. This notebook trains the LSTM and GPT-oss on 40 lines of the custom corpus
+# (24 to train on, 16 held out, a seeded choice of whole lines) for up to 100 steps on random
+# windows of the packed text, marks where the held-out loss turns, and measures memorisation:
+# the share of a sample's 4-token sequences copied verbatim from the training text.
 
 # %% [markdown]
 # ## Set-up
-# This cell finds the bundle's helper module. On Colab it first fetches the bundle and the
-# packages Colab lacks (never torch, which Colab already has).
+# On Colab this cell installs the bundle with pip, which never touches torch (Colab has its own).
+# Elsewhere `make setup` has installed it, and the cell does nothing. To install your own copy,
+# set `PICOLLM_BUNDLE` to its address (`git+https://...`) or to the path of a wheel you uploaded.
 
 # %%
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-if "google.colab" in sys.modules and not Path("pico-llm").exists():
-    subprocess.run(["git", "clone", "--depth", "1", os.environ.get("PICOLLM_REPO", "https://github.com/pico-llm/pico-llm")], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "pico-llm/requirements.txt"], check=True)
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents, Path("pico-llm").resolve()] if (p / "picollm_helpers").is_dir())
-sys.path.insert(0, str(ROOT))
-os.chdir(ROOT)
+if "google.colab" in sys.modules:  # elsewhere `make setup` has installed the bundle
+    bundle = os.environ.get("PICOLLM_BUNDLE", "git+https://github.com/pico-llm/pico-llm")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", bundle], check=True)
 
 # %% [markdown]
 # ## Parameters
@@ -78,7 +75,8 @@ if REDRAW_ONLY:
 else:
     sweep = h.overfitting_sweep(enc, run, device=device, sequences=SEQUENCES, max_steps=max_steps,
                                 sample_every=max_steps // 4, seed=SEED)
-print(f"{sweep['config']['train_sequences']} training and {sweep['config']['test_sequences']} held-out sequences")
+print(f"{sweep['config']['train_tokens']:,} training and {sweep['config']['heldout_tokens']:,} held-out tokens "
+      f"from the first {sweep['config']['sequences']} lines")
 
 # %% [markdown]
 # ## 2. Train and held-out loss
@@ -86,7 +84,7 @@ print(f"{sweep['config']['train_sequences']} training and {sweep['config']['test
 # the model worse on text it has not seen.
 
 # %%
-h.save_figure(h.plot_overfitting(sweep), "overfitting_sweep")
+h.show_figure("overfitting_sweep", sweep)
 plt.show()
 
 # %% [markdown]

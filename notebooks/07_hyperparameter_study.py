@@ -19,8 +19,13 @@
 # Which settings matter for a small model at a fixed budget? The course notes planned a grid:
 # embedding size {256, 512, 1024}, block size {32, 64, 128}, LSTM layers {1, 2}, Transformer
 # heads {4, 8} and learning rate {5e-4, 1e-3}, for the LSTM and GPT-oss. Each config trains for
-# the same number of steps on the custom corpus, with a fifth held out; we record train and
-# held-out loss, tokens/s and a sample, in `artefacts/hparam_sweep.json`.
+# the same number of steps on the custom corpus, with a fifth of its lines held out; we record
+# train and held-out loss, tokens/s and a sample, in `artefacts/hparam_sweep.json`. The
+# learning rate is the peak of the bundle's recipe (warm-up, then cosine decay).
+#
+# The models train on random windows of the packed text, so the block size is how many
+# tokens of context each window gives: a block of 128 spans several lines of the corpus, a
+# block of 32 about one.
 #
 # The full grid is 72 trainings: the `gpu` preset runs it all. On a laptop (`cpu`) we run a
 # principled subset: embedding size × learning rate in full (the two the notes expected to
@@ -30,21 +35,18 @@
 
 # %% [markdown]
 # ## Set-up
-# This cell finds the bundle's helper module. On Colab it first fetches the bundle and the
-# packages Colab lacks (never torch, which Colab already has).
+# On Colab this cell installs the bundle with pip, which never touches torch (Colab has its own).
+# Elsewhere `make setup` has installed it, and the cell does nothing. To install your own copy,
+# set `PICOLLM_BUNDLE` to its address (`git+https://...`) or to the path of a wheel you uploaded.
 
 # %%
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-if "google.colab" in sys.modules and not Path("pico-llm").exists():
-    subprocess.run(["git", "clone", "--depth", "1", os.environ.get("PICOLLM_REPO", "https://github.com/pico-llm/pico-llm")], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "pico-llm/requirements.txt"], check=True)
-ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents, Path("pico-llm").resolve()] if (p / "picollm_helpers").is_dir())
-sys.path.insert(0, str(ROOT))
-os.chdir(ROOT)
+if "google.colab" in sys.modules:  # elsewhere `make setup` has installed the bundle
+    bundle = os.environ.get("PICOLLM_BUNDLE", "git+https://github.com/pico-llm/pico-llm")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", bundle], check=True)
 
 # %% [markdown]
 # ## Parameters
@@ -86,7 +88,7 @@ for run_ in failed:
 # ## 2. Heat maps: held-out loss over embedding size and learning rate
 
 # %%
-h.save_figure(h.plot_hparam_heatmaps(sweep), "hparam_heatmaps")
+h.show_figure("hparam_heatmaps", sweep)
 plt.show()
 
 # %% [markdown]
@@ -104,17 +106,13 @@ best
 # A bigger model learns more per step but trains fewer tokens per second.
 
 # %%
-h.save_figure(h.plot_quality_against_speed(sweep), "hparam_quality_speed")
+h.show_figure("hparam_quality_speed", sweep)
 plt.show()
 
 # %% [markdown]
 # ## 5. Conclusion, computed from the artefact
-# One caveat first: a block size only matters for lines longer than it.
 
 # %%
-lines = h.build_corpus(enc, 1024, tinystories_weight=0.0, input_dir=sweep["config"]["data"]).all_sequences()
-longest = max(len(line) for line in lines)
-print(f"The corpus' longest line has {longest} tokens: block sizes of {longest} or more train on the same text.")
 for model, rows in runs.groupby("model", sort=False):
     top = rows.loc[rows["final_test_loss"].idxmin()]
     fastest = rows.loc[rows["tokens_per_s"].idxmax()]
@@ -122,3 +120,6 @@ for model, rows in runs.groupby("model", sort=False):
           f"{top['block_size']}, depth {top['depth']}, learning rate {top['learning_rate']:g}; fastest config "
           f"{fastest['tokens_per_s']:,.0f} tokens/s (embedding {fastest['embed_size']}) vs "
           f"{top['tokens_per_s']:,.0f} for the best.")
+    by_block = rows[rows["embed_size"].eq(256) & rows["learning_rate"].eq(1e-3) & rows["depth"].eq(rows["depth"].min())]
+    print("  held-out loss by block size (embedding 256, learning rate 1e-3): " + ", ".join(
+        f"{row['block_size']}: {row['final_test_loss']:.3f}" for _, row in by_block.sort_values("block_size").iterrows()))

@@ -1,4 +1,4 @@
-"""Section 4. Data: text sources -> token sequences -> MixedSequenceDataset -> DataLoader.
+"""Section 4. Data: text sources, and the starter's per-example path (one padded sequence per example).
 
 Sources are TinyStories (streamed from the Hugging Face hub, or a local file) and the
 student's own text (`--input_files`, one example a line, or every `*.txt` under
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -69,15 +70,30 @@ def read_utf8_lines(path: Path) -> list[str]:
     return lines
 
 
-def read_examples(path: str | os.PathLike) -> list[str]:
-    """One example per non-blank line of a text file."""
+def read_lines_with_breaks(path: str | os.PathLike, allow_empty: bool = False) -> list[str]:
+    """A text file as its examples: each non-blank line with its newline, blank lines kept with the line before.
+
+    Joined back together they give the file's text (minus leading blank lines and lines that
+    are not UTF-8), which is what a packed stream trains on. A file with no text is an error
+    unless `allow_empty`.
+    """
     path = resolve_data_path(path)
     if path.is_dir():
         raise InputError(f"{path} is a folder: pass folders with --input_dir, files with --input_files.")
-    examples = [line.strip() for line in read_utf8_lines(path) if line.strip()]
-    if not examples:
+    examples = []
+    for line in read_utf8_lines(path):
+        if line.strip():
+            examples.append(line + "\n")
+        elif examples:
+            examples[-1] += "\n"
+    if not examples and not allow_empty:
         raise InputError(f"{path} holds no text: put one example per line in it, or leave it out.")
     return examples
+
+
+def read_examples(path: str | os.PathLike) -> list[str]:
+    """One example per non-blank line of a text file, stripped, as the starter read them."""
+    return [line.strip() for line in read_lines_with_breaks(path)]
 
 
 def find_text_files(folder: str | os.PathLike) -> list[Path]:
@@ -91,18 +107,41 @@ def find_text_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def load_custom_examples(input_files=(), input_dir=None, limit: int | None = None) -> list[str]:
-    """The student's own text: every line of --input_files, then of every *.txt under --input_dir."""
+def load_custom_documents(input_files=(), input_dir=None, limit: int | None = None) -> list[list[str]]:
+    """The student's own text, file by file: the lines (with their breaks) of every --input_files
+    file, then of every *.txt under --input_dir; the first `limit` lines in all when given.
+
+    An empty or unreadable file inside --input_dir is skipped with a warning; one named in
+    --input_files is an error.
+    """
     if limit is not None and limit < 1:
         raise InputError(f"limit_custom_examples={limit}: give a positive number, or leave it out for all lines.")
-    examples = [line for path in input_files or () for line in read_examples(path)]
+    documents = [read_lines_with_breaks(path) for path in input_files or ()]
     if input_dir:
         for path in find_text_files(input_dir):
             try:
-                examples += read_examples(path)
+                documents.append(read_lines_with_breaks(path))
             except InputError as error:
                 warn(f"{error} Skipped it.")
-    return examples[:limit] if limit else examples
+    if limit:
+        documents = first_lines(documents, limit)
+    return documents
+
+
+def first_lines(documents: list[list[str]], limit: int) -> list[list[str]]:
+    """The first `limit` lines of a list of documents, keeping the documents they belong to."""
+    kept = []
+    for lines in documents:
+        if limit <= 0:
+            break
+        kept.append(lines[:limit])
+        limit -= len(kept[-1])
+    return kept
+
+
+def load_custom_examples(input_files=(), input_dir=None, limit: int | None = None) -> list[str]:
+    """The student's own text as the starter read it: every non-blank line, stripped, one example each."""
+    return [line.strip() for lines in load_custom_documents(input_files, input_dir, limit) for line in lines]
 
 
 # ---------------------------------------------------------------- TinyStories
@@ -229,27 +268,39 @@ def seq_collate_fn(batch: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tenso
     return tokens, mask
 
 
-def split_train_test(sequences: list, test_fraction: float, seed: int) -> tuple[list, list]:
-    """A seeded shuffle, then the last `test_fraction` of it held out (at least one each way)."""
+def shuffled_split(count: int, test_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of `count` examples split by a seeded shuffle: (training, held out), at least one each way."""
     if not 0.0 <= test_fraction < 1.0:
         raise InputError(f"test_fraction={test_fraction} must lie in [0, 1): 0.1 holds out a tenth.")
-    if test_fraction == 0.0 or len(sequences) < 2:
-        return list(sequences), []
-    order = list(range(len(sequences)))
+    order = list(range(count))
+    if test_fraction == 0.0 or count < 2:
+        return order, []
     random.Random(seed).shuffle(order)
-    n_test = min(max(1, round(len(sequences) * test_fraction)), len(sequences) - 1)
-    return [sequences[i] for i in order[n_test:]], [sequences[i] for i in order[:n_test]]
+    n_test = min(max(1, round(count * test_fraction)), count - 1)
+    return order[n_test:], order[:n_test]
+
+
+def split_train_test(sequences: list, test_fraction: float, seed: int) -> tuple[list, list]:
+    """A seeded shuffle, then the last `test_fraction` of it held out (at least one each way)."""
+    train, test = shuffled_split(len(sequences), test_fraction, seed)
+    return [sequences[i] for i in train], [sequences[i] for i in test]
 
 
 @dataclass
-class Corpus:
-    """Token sequences from TinyStories and from the student's text, split into train and test."""
+class ExampleCorpus:
+    """The starter's data: one token sequence per line or story (cut to block_size), padded into batches.
+
+    Kept beside the packed streams (packing.py) because the course notes' runs use it.
+    """
 
     train_tiny: list[list[int]]
     train_other: list[list[int]]
     test_tiny: list[list[int]]
     test_other: list[list[int]]
     p_tiny: float
+    block_size: int
+
+    packed = False
 
     @property
     def num_train(self) -> int:
@@ -259,19 +310,36 @@ class Corpus:
     def num_test(self) -> int:
         return len(self.test_tiny) + len(self.test_other)
 
+    @property
+    def has_heldout(self) -> bool:
+        return self.num_test > 0
+
     def train_loader(self, batch_size: int, seed: int = 0, num_draws: int | None = None) -> DataLoader:
         return make_loader(self.train_tiny, self.train_other, self.p_tiny, batch_size, seed, num_draws)
 
-    def test_loader(self, batch_size: int) -> DataLoader | None:
-        """Every held-out sequence once, in order (no random draws), or None if nothing is held out."""
-        sequences = self.test_tiny + self.test_other
-        if not sequences:
-            return None
-        tensors = [torch.tensor(seq, dtype=torch.long) for seq in sequences]
-        return DataLoader(tensors, batch_size=batch_size, shuffle=False, collate_fn=seq_collate_fn)
+    def train_batches(self, batch_size: int, seed: int = 0, steps_per_epoch: int | None = None):
+        """Endless padded batches (tokens, mask), drawn as the starter drew them.
+
+        With steps_per_epoch, an epoch is num_train random draws (the starter's) cut after that
+        many batches. Without it, every batch is batch_size draws, so a three-line file still
+        fills a batch of 32.
+        """
+        loader = self.train_loader(batch_size, seed, num_draws=None if steps_per_epoch else batch_size)
+        while True:
+            yield from itertools.islice(loader, steps_per_epoch)
+
+    def heldout_batches(self, batch_size: int):
+        """Every held-out sequence once, in order, padded: (tokens, mask)."""
+        sequences = [torch.tensor(seq, dtype=torch.long) for seq in self.test_tiny + self.test_other]
+        for start in range(0, len(sequences), batch_size):
+            yield seq_collate_fn(sequences[start:start + batch_size])
 
     def all_sequences(self) -> list[list[int]]:
         return self.train_tiny + self.train_other + self.test_tiny + self.test_other
+
+    def train_streams(self) -> list[np.ndarray]:
+        """The training sequences' ids, as arrays (what a compact vocabulary counts)."""
+        return [np.asarray(seq, dtype=np.uint16) for seq in self.train_tiny + self.train_other]
 
 
 def make_loader(tiny, other, p_tiny: float, batch_size: int, seed: int = 0,
@@ -284,10 +352,11 @@ def make_loader(tiny, other, p_tiny: float, batch_size: int, seed: int = 0,
                       collate_fn=seq_collate_fn)
 
 
-def build_corpus(enc, block_size: int, *, tinystories_weight: float = 0.5, tinystories_stories: int = 20_000,
-                 tinystories_path=None, input_files=(), input_dir=None, limit_custom_examples=None,
-                 test_fraction: float = 0.0, seed: int = 0) -> Corpus:
-    """Load every source asked for, tokenize, and split each source into train and test alike."""
+def build_example_corpus(enc, block_size: int, *, tinystories_weight: float = 0.5, tinystories_stories: int = 20_000,
+                         tinystories_path=None, input_files=(), input_dir=None, limit_custom_examples=None,
+                         test_fraction: float = 0.0, seed: int = 0, eval_files=()) -> ExampleCorpus:
+    """Load every source asked for, tokenize each example, split each source into train and test alike;
+    every line of the eval files is held out too."""
     check_block_size(block_size)
     if not 0.0 <= tinystories_weight <= 1.0:
         raise InputError(f"tinystories_weight={tinystories_weight} must lie in [0, 1]: 0 skips TinyStories.")
@@ -301,7 +370,10 @@ def build_corpus(enc, block_size: int, *, tinystories_weight: float = 0.5, tinys
         )
     train_tiny, test_tiny = split_train_test(tiny_seqs, test_fraction, seed)
     train_other, test_other = split_train_test(other_seqs, test_fraction, seed)
-    return Corpus(train_tiny, train_other, test_tiny, test_other, p_tiny=tinystories_weight)
+    eval_lines = [line.strip() for path in eval_files or ()
+                  for line in read_lines_with_breaks(resolve_data_path(path), allow_empty=True)]
+    return ExampleCorpus(train_tiny, train_other, test_tiny, test_other + tokenize(eval_lines, enc, block_size),
+                         p_tiny=tinystories_weight, block_size=block_size)
 
 
 def write_json_atomically(path: str | os.PathLike, payload) -> Path:

@@ -14,8 +14,8 @@ import io
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-from .plots import plot_next_token_distribution
-from .sampling import generate_tokens, next_token_logits
+from .plots import next_token_summary, plot_next_token_distribution
+from .sampling import generate_tokens, next_token_log_probs
 
 MAX_SEED = 2**31 - 1
 
@@ -24,13 +24,16 @@ class SamplingLab(widgets.VBox):
     """The lab's controls, its text and its chart; the attributes are public so that tests can drive it."""
 
     def __init__(self, models: dict, enc, prompt: str = "Once upon a", p: float = 0.9, temperature: float = 1.0,
-                 seed: int = 0, max_new_tokens: int = 20, top_n: int = 30):
+                 seed: int = 0, max_new_tokens: int = 20, top_n: int = 30, model: str | None = None):
         if not models:
             raise ValueError("sampling_lab needs at least one model: pass {'name': model}, "
                              "e.g. {'lstm': h.load_checkpoint(h.CHECKPOINTS_DIR / 'lstm.pt')}.")
+        if model is not None and model not in models:
+            raise ValueError(f"model={model!r} is not among the lab's models: {', '.join(models)}.")
         self.models, self.enc, self.max_new_tokens, self.top_n = models, enc, max_new_tokens, top_n
         wide = {"description_width": "initial"}
-        self.model_dropdown = widgets.Dropdown(options=list(models), description="model", style=wide)
+        self.model_dropdown = widgets.Dropdown(options=list(models), value=model or next(iter(models)),
+                                               description="model", style=wide)
         self.prompt_box = widgets.Text(value=prompt, description="prompt", continuous_update=False, style=wide,
                                        layout=widgets.Layout(width="28em"))
         self.p_slider = widgets.FloatSlider(value=p, min=0.01, max=1.0, step=0.01, description="p",
@@ -82,19 +85,22 @@ class SamplingLab(widgets.VBox):
         self.text_output.value = (f"<pre style='white-space: pre-wrap; font-size: 1.1em'><b>{html.escape(prompt)}</b>"
                                   f"{html.escape(continuation)}</pre>")
         mean_logprob = sum(generation.logprobs) / len(generation.logprobs)
+        unknown = "".join(self.enc.decode([i]) for i in generation.unknown_prompt_ids)
         self.summary.value = (f"{len(generation.tokens)} new tokens, mean log-probability under the model "
-                              f"{mean_logprob:.2f} nats")
+                              f"{mean_logprob:.2f} nats" + (f"; the model never saw {html.escape(repr(unknown))} "
+                                                            "in training and reads it as its bucket" if unknown else ""))
         self.draw_distribution(model, prompt_ids, p, temperature)
 
     def draw_distribution(self, model, prompt_ids: list[int], p: float, temperature: float) -> None:
         self.axes.clear()
-        plot_next_token_distribution(next_token_logits(model, prompt_ids), self.enc, p, temperature,
-                                     top_n=self.top_n, ax=self.axes)
+        summary = next_token_summary(next_token_log_probs(model, prompt_ids), self.enc, p, temperature, self.top_n)
+        plot_next_token_distribution(summary, ax=self.axes)
         png = io.BytesIO()
         self.figure.savefig(png, format="png", dpi=80)
         self.chart.value = png.getvalue()
 
 
 def sampling_lab(models: dict, enc, prompt: str = "Once upon a", **options) -> SamplingLab:
-    """The sampling lab for these models ({name: model}); options: p, temperature, seed, max_new_tokens, top_n."""
+    """The sampling lab for these models ({name: model}); options: p, temperature, seed, max_new_tokens, top_n,
+    and model (the name it opens on; the first by default)."""
     return SamplingLab(models, enc, prompt, **options)

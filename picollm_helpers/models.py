@@ -1,8 +1,16 @@
-"""Section 5. Models: the loss, the k-gram MLP, the LSTM, the Transformer, and one factory.
+"""Section 5 (part two). Models: the k-gram MLP, the LSTM, the Transformer, and one factory.
 
-Every model maps tokens (seq_len, batch) to logits (seq_len, batch, vocab), where the logits
-at position t predict token t+1, as in the original starter code. Every model keeps the
-keyword arguments it was built from in `self.config`, so a checkpoint can rebuild it.
+Every model reads GPT-2 token ids (seq_len, batch), as in the original starter code, and
+shares one contract (`LanguageModel`):
+
+  model(tokens)                 logits (seq_len, batch, classes) over its head's classes; the
+                                logits at position t predict token t+1
+  model.log_probs(tokens)       log-probabilities (seq_len, batch, 50,257) over every GPT-2 id
+  model.next_token_loss(tokens) mean full-vocabulary cross-entropy of tokens[1:] given tokens[:-1]
+
+Its head is full (one class per id) or compact (the ids a corpus uses plus a bucket; see
+heads.py). Every model keeps the keyword arguments it was built from in `self.config`, and
+its vocabulary's kept ids in `self.vocabulary`, so a checkpoint can rebuild it.
 """
 
 from __future__ import annotations
@@ -14,15 +22,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .heads import OutputHead, Vocabulary
 from .presets import TransformerConfig
 
 IGNORE_INDEX = -100
 
 
 def compute_next_token_loss(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None = None):
-    """Mean cross-entropy of logits[:-1] against tokens[1:]; zero for sequences under 2 tokens.
+    """The starter's loss: mean cross-entropy of full-vocabulary logits[:-1] against tokens[1:].
 
-    `mask` (seq_len, batch), True at real tokens, leaves padding out of the mean.
+    Zero for sequences under 2 tokens. `mask` (seq_len, batch), True at real tokens, leaves
+    padding out of the mean. Training calls `model.next_token_loss` instead, which also
+    handles compact heads and never needs the whole logits tensor.
     """
     if tokens.shape[0] < 2:
         return logits.sum() * 0.0
@@ -49,6 +60,46 @@ def require_positive(**values) -> None:
             raise ValueError(f"{name}={value}: it must be at least 1.")
 
 
+class LanguageModel(nn.Module):
+    """The contract every family keeps; a family defines `hidden_states` and builds `lm_head`.
+
+    `hidden_states(classes, *state)` maps class ids (seq_len, batch) to the last hidden
+    states (seq_len, batch, d) that `lm_head` reads.
+    """
+
+    vocabulary: Vocabulary
+    lm_head: OutputHead
+
+    def forward(self, tokens: torch.Tensor, *state) -> torch.Tensor:
+        """tokens (seq_len, batch) -> logits (seq_len, batch, classes); `state` is the Transformer's KV cache."""
+        return self.lm_head(self.hidden_states(self.read(tokens), *state))
+
+    def log_probs(self, tokens: torch.Tensor, *state) -> torch.Tensor:
+        """tokens (seq_len, batch) -> log-probabilities (seq_len, batch, vocab_size) over every id."""
+        return self.lm_head.log_probs(self.hidden_states(self.read(tokens), *state))
+
+    def next_token_loss(self, tokens: torch.Tensor, mask: torch.Tensor | None = None,
+                        fused: bool = True) -> torch.Tensor:
+        """Mean full-vocabulary nats of predicting tokens[1:] from tokens[:-1] (zero under 2 tokens).
+
+        `mask` (seq_len, batch), True at real tokens, leaves padding out of the mean; `fused`
+        picks the chunked loss that never holds the whole logits tensor (heads.py).
+        """
+        if tokens.shape[0] < 2:
+            return self.lm_head.weight.sum() * 0.0
+        hidden = self.hidden_states(self.read(tokens[:-1]))
+        return self.lm_head.loss(hidden, tokens[1:], None if mask is None else mask[1:], fused)
+
+    def read(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Checked GPT-2 ids -> the class ids the embedding reads."""
+        check_token_ids(tokens, self.vocab_size)
+        return self.vocabulary.encode(tokens)
+
+    @property
+    def num_classes(self) -> int:
+        return self.vocabulary.num_classes
+
+
 ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -67,7 +118,7 @@ def kgram_windows(tokens: torch.Tensor, k: int, include_current: bool = True) ->
     return padded.unfold(0, k, 1)[: tokens.shape[0]]
 
 
-class KGramMLPSeqModel(nn.Module):
+class KGramMLPSeqModel(LanguageModel):
     """Predict the next token from the previous k tokens alone, with an MLP.
 
     Three designs of the input side, compared in notebook 02:
@@ -77,14 +128,15 @@ class KGramMLPSeqModel(nn.Module):
       embedding: a learned |V| -> d embedding per context token, concatenated to k*d.
       conv:      the k embeddings stacked along time, a depthwise 1-D convolution across them
                  (k*d weights, shared by nothing but position) and a pointwise mix of channels.
-    Then Linear -> activation blocks (num_inner_layers of them) and a Linear to |V| logits.
+    Then activation -> (Linear -> activation) x num_inner_layers, and the output head.
+    |V| is the vocabulary's number of classes: 50,257 with the full head, fewer with a compact one.
     """
 
     VARIANTS = ("onehot", "embedding", "conv")
 
     def __init__(self, vocab_size: int, k: int = 3, embed_size: int = 1024, num_inner_layers: int = 1,
                  chunk_size: int = 1024, activation: str = "silu", variant: str = "embedding",
-                 include_current: bool = True):
+                 include_current: bool = True, vocab_ids: list[int] | None = None):
         super().__init__()
         require_positive(vocab_size=vocab_size, k=k, embed_size=embed_size, chunk_size=chunk_size)
         if num_inner_layers < 0:
@@ -99,24 +151,25 @@ class KGramMLPSeqModel(nn.Module):
         self.vocab_size, self.k, self.chunk_size = vocab_size, k, chunk_size
         self.variant, self.include_current = variant, include_current
         self.context_window = k + (0 if include_current else 1)  # tokens a prediction can see
-        act = ACTIVATIONS[activation]
-        d = embed_size
+        self.vocabulary = Vocabulary(vocab_size, vocab_ids)
+        classes, d, act = self.vocabulary.num_classes, embed_size, ACTIVATIONS[activation]
         if variant == "onehot":
-            self.onehot_layer = nn.EmbeddingBag(k * vocab_size, d, mode="sum")
+            self.onehot_layer = nn.EmbeddingBag(k * classes, d, mode="sum")
             self.onehot_bias = nn.Parameter(torch.zeros(d))
-            self.register_buffer("slot_offsets", torch.arange(k) * vocab_size, persistent=False)
+            self.register_buffer("slot_offsets", torch.arange(k) * classes, persistent=False)
         else:
-            self.embedding = nn.Embedding(vocab_size, d)
+            self.embedding = nn.Embedding(classes, d)
             if variant == "embedding":
                 self.mix = nn.Linear(k * d, d)
             else:
                 self.depthwise = nn.Conv1d(d, d, kernel_size=k, groups=d)
                 self.mix = nn.Linear(d, d)
         inner = [layer for _ in range(num_inner_layers) for layer in (nn.Linear(d, d), act())]
-        self.head = nn.Sequential(act(), *inner, nn.Linear(d, vocab_size))
+        self.mlp = nn.Sequential(act(), *inner)
+        self.lm_head = OutputHead(d, self.vocabulary)
 
     def features(self, windows: torch.Tensor) -> torch.Tensor:
-        """(n, k) context windows -> (n, d) features, before the activation and inner layers."""
+        """(n, k) context windows of class ids -> (n, d) features, before the activation and inner layers."""
         if self.variant == "onehot":
             return self.onehot_layer(windows + self.slot_offsets) + self.onehot_bias
         embedded = self.embedding(windows)  # (n, k, d)
@@ -124,15 +177,12 @@ class KGramMLPSeqModel(nn.Module):
             return self.mix(embedded.flatten(1))
         return self.mix(self.depthwise(embedded.transpose(1, 2)).squeeze(-1))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        check_token_ids(tokens, self.vocab_size)
-        seq_len, batch = tokens.shape
-        windows = kgram_windows(tokens, self.k, self.include_current).reshape(-1, self.k)
-        rows_per_chunk = self.chunk_size * batch  # chunk_size positions of every batch item at once
-        chunks = windows.split(rows_per_chunk)
-        if len(chunks) == 1:  # no copy into a second (positions, |V|) tensor
-            return self.head(self.features(windows)).view(seq_len, batch, self.vocab_size)
-        return torch.cat([self.head(self.features(chunk)) for chunk in chunks]).view(seq_len, batch, self.vocab_size)
+    def hidden_states(self, classes: torch.Tensor) -> torch.Tensor:
+        """Every position's window through the MLP, chunk_size positions (of every batch item) at a time."""
+        seq_len, batch = classes.shape
+        windows = kgram_windows(classes, self.k, self.include_current).reshape(-1, self.k)
+        hidden = torch.cat([self.mlp(self.features(chunk)) for chunk in windows.split(self.chunk_size * batch)])
+        return hidden.view(seq_len, batch, -1)
 
 
 def kgram_starter_loop_logits(model: KGramMLPSeqModel, tokens: torch.Tensor) -> torch.Tensor:
@@ -145,38 +195,39 @@ def kgram_starter_loop_logits(model: KGramMLPSeqModel, tokens: torch.Tensor) -> 
     if model.variant != "onehot":
         raise ValueError(f"The starter's loop is the onehot design; this model is {model.variant!r}.")
     seq_len, batch = tokens.shape
-    windows = kgram_windows(tokens, model.k, model.include_current)
+    windows = kgram_windows(model.read(tokens), model.k, model.include_current)
     first_layer = model.onehot_layer.weight  # (k*|V|, d): a one-hot row picks one of its rows
     rows = []
     for t in range(seq_len):
         for b in range(batch):
-            onehot = torch.cat([F.one_hot(token, model.vocab_size) for token in windows[t, b]]).float()
-            rows.append(model.head(onehot @ first_layer + model.onehot_bias))
-    return torch.stack(rows).view(seq_len, batch, model.vocab_size)
+            onehot = torch.cat([F.one_hot(token, model.num_classes) for token in windows[t, b]]).float()
+            rows.append(model.lm_head(model.mlp(onehot @ first_layer + model.onehot_bias)))
+    return torch.stack(rows).view(seq_len, batch, model.num_classes)
 
 
 # ---------------------------------------------------------------- LSTM
 
 
-class LSTMSeqModel(nn.Module):
-    """Embedding -> LSTM -> Linear, the starter's baseline (with a choice of depth)."""
+class LSTMSeqModel(LanguageModel):
+    """Embedding -> LSTM -> output head, the starter's baseline (with a choice of depth)."""
 
-    def __init__(self, vocab_size: int, embed_size: int = 1024, hidden_size: int = 1024, num_layers: int = 1):
+    def __init__(self, vocab_size: int, embed_size: int = 1024, hidden_size: int = 1024, num_layers: int = 1,
+                 vocab_ids: list[int] | None = None):
         super().__init__()
         require_positive(vocab_size=vocab_size, embed_size=embed_size, hidden_size=hidden_size, num_layers=num_layers)
         self.config = dict(vocab_size=vocab_size, embed_size=embed_size, hidden_size=hidden_size,
                            num_layers=num_layers)
         self.vocab_size = vocab_size
         self.context_window = None  # an LSTM reads the whole prefix
-        self.embedding = nn.Embedding(vocab_size, embed_size)
+        self.vocabulary = Vocabulary(vocab_size, vocab_ids)
+        self.embedding = nn.Embedding(self.vocabulary.num_classes, embed_size)
         self.lstm = nn.LSTM(embed_size, hidden_size, num_layers=num_layers)
-        self.linear = nn.Linear(hidden_size, vocab_size)
+        self.lm_head = OutputHead(hidden_size, self.vocabulary)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        check_token_ids(tokens, self.vocab_size)
+    def hidden_states(self, classes: torch.Tensor) -> torch.Tensor:
         self.lstm.flatten_parameters()
-        hidden, _ = self.lstm(self.embedding(tokens))
-        return self.linear(hidden)
+        hidden, _ = self.lstm(self.embedding(classes))
+        return hidden
 
 
 # ---------------------------------------------------------------- Transformer
@@ -334,7 +385,7 @@ class TransformerBlock(nn.Module):
         return x + self.ffn(self.ffn_norm(x))
 
 
-class TransformerModel(nn.Module):
+class TransformerModel(LanguageModel):
     """A decoder-only Transformer over (seq_len, batch) tokens, with an optional KV cache.
 
     Initialization follows GPT-2: weights normal(0, 0.02), biases zero, and the projections
@@ -342,23 +393,24 @@ class TransformerModel(nn.Module):
     stream's variance does not grow with depth.
     """
 
-    def __init__(self, config: TransformerConfig | None = None, **overrides):
+    def __init__(self, config: TransformerConfig | None = None, vocab_ids: list[int] | None = None, **overrides):
         super().__init__()
         config = TransformerConfig(**{**(asdict(config) if config else {}), **overrides})
         self.config = asdict(config)
         self.settings = config
         self.vocab_size = config.vocab_size
         self.context_window = config.max_seq_len
-        self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.vocabulary = Vocabulary(config.vocab_size, vocab_ids)
+        self.token_embedding = nn.Embedding(self.vocabulary.num_classes, config.d_model)
         self.position_embedding = (nn.Embedding(config.max_seq_len, config.d_model)
                                    if config.positions == "learned" else None)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(config, i) for i in range(config.n_blocks))
         self.final_norm = make_norm(config.norm, config.d_model)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head = OutputHead(config.d_model, self.vocabulary, bias=False)
         self.apply(self.init_weights)
         if config.tie_weights:
-            self.lm_head.weight = self.token_embedding.weight
+            self.lm_head.linear.weight = self.token_embedding.weight
 
     def init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -373,31 +425,30 @@ class TransformerModel(nn.Module):
         weight = self.token_embedding.weight
         return KVCache(self.settings, batch_size, weight.device, weight.dtype)
 
-    def embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
-        """(seq, batch) tokens -> (batch, seq, d_model) inputs, with learned positions if used."""
-        seq_len = tokens.shape[0]
+    def embed(self, classes: torch.Tensor, start: int) -> torch.Tensor:
+        """(seq, batch) class ids -> (batch, seq, d_model) inputs, with learned positions if used."""
+        seq_len = classes.shape[0]
         if start + seq_len > self.settings.max_seq_len:
             raise ValueError(f"Sequence of {start + seq_len} tokens exceeds max_seq_len="
                              f"{self.settings.max_seq_len}: build the model with a larger max_seq_len.")
-        x = self.token_embedding(tokens.t())
+        x = self.token_embedding(classes.t())
         if self.position_embedding is not None:
-            x = x + self.position_embedding(torch.arange(start, start + seq_len, device=tokens.device))
+            x = x + self.position_embedding(torch.arange(start, start + seq_len, device=classes.device))
         return self.dropout(x)
 
-    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """tokens (seq, batch) -> logits (seq, batch, vocab). With a cache, tokens continue it."""
-        check_token_ids(tokens, self.vocab_size)
-        x = self.embed(tokens, cache.length if cache is not None else 0)
+    def hidden_states(self, classes: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """(seq, batch) class ids -> (seq, batch, d_model). With a cache, the tokens continue it."""
+        x = self.embed(classes, cache.length if cache is not None else 0)
         for block in self.blocks:
             x = block(x, cache)
         if cache is not None:
-            cache.length += tokens.shape[0]
-        return self.lm_head(self.final_norm(x)).transpose(0, 1)
+            cache.length += classes.shape[0]
+        return self.final_norm(x).transpose(0, 1)
 
     @torch.no_grad()
     def attention_maps(self, tokens: torch.Tensor) -> list[torch.Tensor]:
         """Attention weights of every block for one sequence: a list of (heads, seq, seq)."""
-        x = self.embed(tokens.view(-1, 1), 0)
+        x = self.embed(self.read(tokens.view(-1, 1)), 0)
         maps = []
         for block in self.blocks:
             attended, weights = block.attention(block.attention_norm(x), return_weights=True)
@@ -413,7 +464,11 @@ MODEL_FAMILIES = {"kgram": KGramMLPSeqModel, "lstm": LSTMSeqModel, "transformer"
 
 
 def build_model(family: str, **config) -> nn.Module:
-    """Any model of the bundle by family name: `kgram`, `lstm` or `transformer`."""
+    """Any model of the bundle by family name: `kgram`, `lstm` or `transformer`.
+
+    `config` holds the family's keyword arguments; `vocab_ids` among them makes the head
+    compact (the ids kept, see heads.py), and leaving it out gives the full GPT-2 head.
+    """
     if family not in MODEL_FAMILIES:
         raise ValueError(f"Unknown model family {family!r}: choose one of {', '.join(MODEL_FAMILIES)}.")
     return MODEL_FAMILIES[family](**config)
@@ -421,6 +476,14 @@ def build_model(family: str, **config) -> nn.Module:
 
 def family_of(model: nn.Module) -> str:
     return next(name for name, cls in MODEL_FAMILIES.items() if isinstance(model, cls))
+
+
+def describe_vocabulary(model: LanguageModel) -> str:
+    """A model's head in words: 'gpt2 (50,257 ids)' or 'corpus (8,986 ids + a bucket for 41,271)'."""
+    vocabulary = model.vocabulary
+    if not vocabulary.compact:
+        return f"gpt2 ({vocabulary.vocab_size:,} ids)"
+    return f"corpus ({vocabulary.bucket:,} ids + a bucket for {vocabulary.bucket_size:,})"
 
 
 def count_parameters(model: nn.Module) -> int:

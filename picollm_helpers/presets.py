@@ -13,58 +13,21 @@ from pathlib import Path
 
 import torch
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = PROJECT_ROOT / "data"
-# Tests point this elsewhere so that a quick run never overwrites the committed artefacts.
-ARTEFACTS_DIR = Path(os.environ.get("PICOLLM_ARTEFACTS_DIR") or PROJECT_ROOT / "artefacts")
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# A checkout (or an editable install) keeps data/ and artefacts/ beside the package; an installed
+# wheel carries them inside it (pyproject.toml maps them there).
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file()
+DATA_DIR = PROJECT_ROOT / "data" if IN_CHECKOUT else PACKAGE_DIR / "bundled_data"
+BUNDLED_ARTEFACTS_DIR = PROJECT_ROOT / "artefacts" if IN_CHECKOUT else PACKAGE_DIR / "bundled_artefacts"
+CUSTOM_CORPUS = "custom_corpus"  # the bundle's own micro-stories; a bare name is looked up in data/
+# Where runs write their artefacts: $PICOLLM_ARTEFACTS_DIR (tests point it elsewhere, so that a
+# quick run never overwrites the committed artefacts), else the checkout's artefacts/, else
+# ./artefacts in the folder a notebook or command runs in.
+ARTEFACTS_DIR = Path(os.environ.get("PICOLLM_ARTEFACTS_DIR")
+                     or (PROJECT_ROOT / "artefacts" if IN_CHECKOUT else Path.cwd() / "artefacts"))
 CHECKPOINTS_DIR = ARTEFACTS_DIR / "checkpoints"
 PRESET_ENV_VAR = "PICOLLM_PRESET"
-
-
-@dataclass(frozen=True)
-class RunPreset:
-    """The budget of one notebook run. Every notebook reads its sizes from here."""
-
-    name: str
-    tinystories_stories: int  # stories streamed from the hub when it is reachable
-    block_size: int  # tokens per training sequence
-    batch_size: int
-    train_steps: int  # optimizer steps per model in a comparison
-    eval_every: int  # steps between held-out evaluations
-    embed_size: int  # k-gram and LSTM width
-    transformer_scale: dict = field(default_factory=dict)  # {"width_divisor", "max_blocks"}, or {} for full size
-    timing_batches: int = 3  # batches timed for the slow reference loops
-
-
-RUN_PRESETS = {
-    "quick": RunPreset(
-        name="quick", tinystories_stories=0, block_size=32, batch_size=8, train_steps=6,
-        eval_every=3, embed_size=32,
-        transformer_scale={"width_divisor": 8, "max_blocks": 1},
-        timing_batches=1,
-    ),
-    "cpu": RunPreset(
-        name="cpu", tinystories_stories=2_000, block_size=64, batch_size=16, train_steps=60,
-        eval_every=10, embed_size=64,
-        transformer_scale={"width_divisor": 4, "max_blocks": 2},
-        timing_batches=3,
-    ),
-    "gpu": RunPreset(
-        name="gpu", tinystories_stories=20_000, block_size=256, batch_size=64, train_steps=1_000,
-        eval_every=100, embed_size=256, transformer_scale={}, timing_batches=3,
-    ),
-}
-
-
-def get_run_preset(name: str | None = None) -> RunPreset:
-    """The run preset named here, else by $PICOLLM_PRESET, else `gpu` with CUDA and `cpu` without."""
-    name = name or os.environ.get(PRESET_ENV_VAR) or ("gpu" if torch.cuda.is_available() else "cpu")
-    if name not in RUN_PRESETS:
-        raise ValueError(
-            f"Unknown run preset {name!r} (from {PRESET_ENV_VAR} or the argument): "
-            f"choose one of {', '.join(RUN_PRESETS)}."
-        )
-    return RUN_PRESETS[name]
 
 
 MAX_TRANSFORMER_BLOCKS = 10
@@ -144,7 +107,8 @@ def transformer_config(name: str, scale: dict | None = None, **overrides) -> Tra
     `scale` shrinks a preset for a small machine: {"width_divisor": 4, "max_blocks": 2}
     divides d_model and the feed-forward width by 4 and keeps at most 2 blocks. The heads, the
     key/value heads and what makes each design itself (norm, positions, feed-forward kind,
-    tying) stay, and so do the presets' relative sizes.
+    tying) stay, and so do the presets' relative sizes. A d_model given without d_ff keeps
+    the preset's ratio of feed-forward width to d_model.
     """
     if name not in TRANSFORMER_PRESETS:
         raise ValueError(f"Unknown Transformer preset {name!r}: choose one of {', '.join(TRANSFORMER_PRESETS)}.")
@@ -154,4 +118,66 @@ def transformer_config(name: str, scale: dict | None = None, **overrides) -> Tra
         divisor = scale.get("width_divisor", 1)
         config = replace(base, d_model=base.d_model // divisor, d_ff=base.d_ff // divisor,
                          n_blocks=min(base.n_blocks, scale.get("max_blocks", base.n_blocks)))
+    if "d_model" in overrides and "d_ff" not in overrides:
+        overrides["d_ff"] = base.d_ff * overrides["d_model"] // base.d_model
     return replace(config, **overrides)
+
+
+@dataclass(frozen=True)
+class RunPreset:
+    """The budget of one notebook run. Every notebook reads its sizes from here."""
+
+    name: str
+    tinystories_stories: int  # stories streamed from the hub when it is reachable
+    block_size: int  # tokens per training sequence
+    batch_size: int
+    train_steps: int  # optimizer steps per model in a comparison
+    eval_every: int  # steps between held-out evaluations
+    embed_size: int  # k-gram and LSTM width
+    transformer_scale: dict = field(default_factory=dict)  # {"width_divisor", "max_blocks"}, or {} for full size
+    timing_batches: int = 3  # batches timed for the slow reference loops
+    vocab: str = "corpus"  # the models' head: "corpus" (compact) or "gpt2" (all 50,257 ids)
+    min_count: int = 1  # with a compact head, how often an id must occur in the training text
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)  # the preset's own Transformer
+    writer_steps: int = 400  # steps that train the preset's Transformer to write (notebook 03's writer)
+
+
+RUN_PRESETS = {
+    "quick": RunPreset(
+        name="quick", tinystories_stories=0, block_size=32, batch_size=8, train_steps=6,
+        eval_every=3, embed_size=32,
+        transformer_scale={"width_divisor": 8, "max_blocks": 1},
+        timing_batches=1,
+        transformer=TransformerConfig(d_model=32, n_heads=2, n_blocks=1, d_ff=128, norm="layernorm", max_seq_len=64),
+        writer_steps=20,
+    ),
+    "cpu": RunPreset(
+        name="cpu", tinystories_stories=2_000, block_size=64, batch_size=16, train_steps=60,
+        eval_every=10, embed_size=64,
+        transformer_scale={"width_divisor": 4, "max_blocks": 2},
+        timing_batches=3,
+        # GPT-oss's design, sized for what two CPU cores learn in two minutes with a compact head;
+        # the learning-speed benchmark measures it beside minGPT's design (learning_speed.json).
+        transformer=TransformerConfig(d_model=128, n_heads=4, n_blocks=4, d_ff=512, norm="rmsnorm", positions="rope",
+                                      ffn="swiglu", tie_weights=False, max_seq_len=64),
+        writer_steps=250,
+    ),
+    "gpu": RunPreset(
+        name="gpu", tinystories_stories=20_000, block_size=256, batch_size=64, train_steps=1_000,
+        eval_every=100, embed_size=256, transformer_scale={}, timing_batches=3, vocab="gpt2",
+        transformer=TransformerConfig(d_model=384, n_heads=6, n_blocks=6, d_ff=1536, norm="layernorm",
+                                      max_seq_len=256),
+        writer_steps=3_000,
+    ),
+}
+
+
+def get_run_preset(name: str | None = None) -> RunPreset:
+    """The run preset named here, else by $PICOLLM_PRESET, else `gpu` with CUDA and `cpu` without."""
+    name = name or os.environ.get(PRESET_ENV_VAR) or ("gpu" if torch.cuda.is_available() else "cpu")
+    if name not in RUN_PRESETS:
+        raise ValueError(
+            f"Unknown run preset {name!r} (from {PRESET_ENV_VAR} or the argument): "
+            f"choose one of {', '.join(RUN_PRESETS)}."
+        )
+    return RUN_PRESETS[name]

@@ -3,10 +3,16 @@
 Top-p keeps the *smallest* set of most probable tokens whose total probability reaches p:
 the token that crosses p is kept, and so is the most probable token, always. The kept
 probabilities are renormalized. p = 1.0 keeps the full distribution.
+
+Sampling reads a model's log-probabilities over all 50,257 GPT-2 ids (`model.log_probs`), so
+temperature, top-k and top-p mean the same for a compact head as for a full one: each id in
+a compact head's bucket is one token with an equal share of the bucket's probability, and a
+draw that lands on one of them returns that id (a uniform pick among the bucket's ids).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -41,12 +47,12 @@ def nucleus_size(logits: torch.Tensor, p: float, temperature: float = 1.0) -> in
 
 
 @torch.no_grad()
-def next_token_logits(model, prompt_ids: list[int]) -> torch.Tensor:
-    """The model's 1-D logits for the token that follows the prompt."""
+def next_token_log_probs(model, prompt_ids: list[int]) -> torch.Tensor:
+    """The model's 1-D log-probabilities over every id for the token that follows the prompt."""
     if not prompt_ids:
         raise ValueError("The prompt is empty: give at least one character of text to continue.")
     device = next(model.parameters()).device
-    return model(torch.tensor(prompt_ids, dtype=torch.long, device=device).view(-1, 1))[-1, 0]
+    return model.log_probs(torch.tensor(prompt_ids, dtype=torch.long, device=device).view(-1, 1))[-1, 0]
 
 
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -65,7 +71,8 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
 def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                       top_p: float | None = None, greedy: bool = False,
                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """One token id per row of logits (..., vocab): the argmax if greedy, else a draw from the filtered distribution."""
+    """One token id per row of logits or log-probabilities (..., vocab): the argmax if greedy, else a draw
+    from the filtered distribution."""
     if greedy:
         return logits.argmax(dim=-1)
     probs = filter_logits(logits, temperature, top_k, top_p).softmax(dim=-1)
@@ -86,10 +93,18 @@ def make_generator(seed: int | None, device) -> torch.Generator | None:
 
 @dataclass
 class Generation:
-    """New token ids, and the log-probability the model gave each under its full distribution."""
+    """New token ids, the log-probability the model gave each under its full distribution, and the
+    prompt's ids that the model's vocabulary does not have (they entered as its bucket)."""
 
     tokens: list[int]
     logprobs: list[float]
+    unknown_prompt_ids: list[int]
+
+
+def unknown_ids(model, prompt_ids: list[int]) -> list[int]:
+    """The prompt ids a compact model has never seen: they enter it as its bucket."""
+    ids = torch.tensor(prompt_ids, device=next(model.parameters()).device)
+    return ids[model.vocabulary.in_bucket(ids)].tolist()
 
 
 @torch.no_grad()
@@ -118,23 +133,30 @@ def generate_tokens(model, prompt_ids: list[int], max_new_tokens: int = 20, top_
     next_input = context  # with a cache, only tokens the cache has not seen yet
     for _ in range(max_new_tokens):
         if cache is not None:
-            logits = model(next_input.view(-1, 1), cache)[-1, 0]
+            log_probs = model.log_probs(next_input.view(-1, 1), cache)[-1, 0]
         else:
             visible = context if window is None else context[-window:]
-            logits = model(visible.view(-1, 1))[-1, 0]
-        token = sample_next_token(logits, temperature, top_k, top_p, greedy, generator)
+            log_probs = model.log_probs(visible.view(-1, 1))[-1, 0]
+        token = sample_next_token(log_probs, temperature, top_k, top_p, greedy, generator)
         new_tokens.append(int(token))
-        logprobs.append(float(logits.float().log_softmax(-1)[token]))
+        logprobs.append(float(log_probs[token]))
         context = torch.cat([context, token.view(1)])
         next_input = token.view(1)
     model.train(was_training)
-    return Generation(new_tokens, logprobs)
+    return Generation(new_tokens, logprobs, unknown_ids(model, prompt_ids))
 
 
 def generate_text(model, enc, prompt: str = "Once upon a", max_new_tokens: int = 20, top_p: float | None = None,
                   temperature: float = 1.0, top_k: int | None = None, seed: int | None = None,
                   use_cache: bool = True) -> str:
-    """The prompt followed by the model's continuation (see generate_tokens)."""
+    """The prompt followed by the model's continuation (see generate_tokens).
+
+    Prompt words a compact model has never seen are noted once on stderr: they enter as its bucket.
+    """
     generation = generate_tokens(model, enc.encode_ordinary(prompt), max_new_tokens, top_p, temperature, top_k,
                                  seed, use_cache)
+    if generation.unknown_prompt_ids:
+        pieces = ", ".join(repr(enc.decode([i])) for i in generation.unknown_prompt_ids)
+        print(f"Note: this model never saw {pieces} in training; the prompt reads them as its bucket.",
+              file=sys.stderr)
     return prompt + enc.decode(generation.tokens)

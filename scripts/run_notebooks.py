@@ -4,7 +4,11 @@
 Each notebook regenerates its artefacts; the executed copy, outputs included, goes to
 artefacts/executed/. A failing cell stops the run with that cell's error, not a wall of JSON.
 A complete run stores each notebook's time in artefacts/notebook_times_<preset>.json, from
-which scripts/update_readme.py fills the README's table.
+which scripts/update_readme.py fills the README's table. With --resume (`make run RESUME=1`)
+the sweeps keep what an interrupted run finished; otherwise everything is computed afresh.
+
+Kernels talk to this script over local IPC sockets rather than TCP: nothing leaves the
+machine, and ipykernel has no reason to warn about unencrypted TCP.
 """
 
 from __future__ import annotations
@@ -12,16 +16,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
-sys.path.insert(0, str(ROOT))
+
+
+def execute_notebook(notebook, path: Path, timeout_s: int, kernel_name: str = "python3") -> None:
+    """Run every cell of the notebook (in place) in a fresh kernel, in the notebook's folder, over IPC sockets.
+
+    The sockets' names start with an absolute path in a private temporary folder, so that the
+    kernel (in the notebook's folder) and this client (wherever it runs) find the same files.
+    """
+    with tempfile.TemporaryDirectory(prefix="pico-llm-kernel-") as sockets:
+        config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+        NotebookClient(notebook, timeout=timeout_s, kernel_name=kernel_name, config=config,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
 
 
 def failing_cell_report(error: CellExecutionError, notebook) -> str:
@@ -36,10 +53,8 @@ def failing_cell_report(error: CellExecutionError, notebook) -> str:
 
 def run_notebook(path: Path, output_dir: Path, timeout_s: int) -> Path:
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=timeout_s, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
     try:
-        client.execute()
+        execute_notebook(notebook, path, timeout_s)
     finally:
         output_dir.mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, output_dir / path.name)
@@ -50,9 +65,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu", choices=["quick", "cpu", "gpu"])
     parser.add_argument("--timeout", type=int, default=3600, help="Seconds one cell may run.")
+    parser.add_argument("--resume", action="store_true",
+                        help="Let the sweeps keep the runs an interrupted `make run` finished (same settings and code).")
     parser.add_argument("names", nargs="*", help="Run only notebooks whose names start with these (e.g. 01 04).")
     args = parser.parse_args(argv)
     os.environ["PICOLLM_PRESET"] = args.preset
+    os.environ["PICOLLM_RESUME"] = "1" if args.resume else "0"
     notebooks = sorted(p for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")
                        if not args.names or any(p.name.startswith(n) for n in args.names))
     output_dir = ROOT / "artefacts" / "executed"

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Fill the README's notebook table and Colab badges from the notebooks and the measured run times.
+"""Fill the README's notebook table and Colab badges, and every notebook's Colab set-up cell.
 
-The times come from artefacts/notebook_times_quick.json and notebook_times_cpu.json, which
-`make run` writes. With --check, change nothing and exit 1 if the README is out of date.
+The repository Colab opens the notebooks from and installs the bundle from is written in one
+place, pyproject.toml's [project.urls] Repository. The run times come from
+artefacts/notebook_times_quick.json and notebook_times_cpu.json, which `make run` writes.
+With --check, change nothing and exit 1 if the README or a notebook is out of date.
 """
 
 from __future__ import annotations
@@ -11,11 +13,30 @@ import argparse
 import json
 import re
 import sys
+import tomllib
 from pathlib import Path
+
+import jupytext
+import nbformat
+
+import picollm_helpers as h
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-REPOSITORY = "pico-llm/pico-llm"  # the GitHub repository Colab opens the notebooks from
+REPOSITORY_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+REPOSITORY = REPOSITORY_URL.removeprefix("https://github.com/")  # owner/name, for Colab's badge addresses
+BUNDLE_ENV_VAR = "PICOLLM_BUNDLE"
+SETUP_CELL = f"""import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:  # elsewhere `make setup` has installed the bundle
+    bundle = os.environ.get("{BUNDLE_ENV_VAR}", "git+{REPOSITORY_URL}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", bundle], check=True)"""
+SETUP_MARKDOWN = f"""## Set-up
+On Colab this cell installs the bundle with pip, which never touches torch (Colab has its own).
+Elsewhere `make setup` has installed it, and the cell does nothing. To install your own copy,
+set `{BUNDLE_ENV_VAR}` to its address (`git+https://...`) or to the path of a wheel you uploaded."""
 
 WHAT_EACH_SHOWS = {
     "01_sanity_check": "The whole pipeline end to end: tokenizer, data, an LSTM's first loss (≈ ln 50,257), "
@@ -37,9 +58,57 @@ def notebook_names() -> list[str]:
     return sorted(path.stem for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def measured_times(preset: str) -> dict:
-    path = ROOT / "artefacts" / f"notebook_times_{preset}.json"
+def artefact(name: str) -> dict:
+    """A committed artefact, or {} when it has not been made yet."""
+    path = ROOT / "artefacts" / f"{name}.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def stamp(run: dict, command: str) -> str:
+    """How a table's numbers were made: the command, the date, the device and the commit."""
+    return (f"Measured by `{command}` on {run['created'][:10]}, {run['device']}, torch {run['torch_version']}, "
+            f"commit {run['git_commit']}; stored in `artefacts/{run['name']}.json`.")
+
+
+def markdown_table(table, float_format: str) -> str:
+    """A pandas table as a Markdown table, numbers formatted alike."""
+    header = ["", *map(str, table.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, row in table.iterrows():
+        cells = [format(value, float_format) if isinstance(value, float) else str(value) for value in row]
+        lines.append("| " + " | ".join([str(label), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def learning_speed_section() -> str:
+    run = artefact("learning_speed")
+    if not run:
+        return "Not yet measured: run `python benchmarks/learning_speed.py`."
+    table = h.learning_speed_table(run)[["held-out loss at 30 s", "held-out loss at 60 s", "held-out loss at 120 s",
+                                        "tokens/s", "vocabulary"]]
+    samples = "\n".join(f"- {label}: greedy {result['samples']['greedy']!r}"
+                        for label, result in run["results"]["runs"].items())
+    return "\n\n".join([markdown_table(table, ",.2f"), h.learning_speed_summary(run),
+                         f"What each wrote after its 120 s, continuing {run['config']['prompt']!r}:\n\n{samples}",
+                         stamp(run, "python benchmarks/learning_speed.py")])
+
+
+def recipe_section() -> str:
+    run = artefact("recipe_sweep")
+    if not run:
+        return "Not yet measured: run `python benchmarks/recipe_defaults.py`."
+    return "\n\n".join([markdown_table(h.recipe_table(run), ",.3f"), stamp(run, "python benchmarks/recipe_defaults.py")])
+
+
+def fused_loss_section() -> str:
+    run = artefact("fused_loss")
+    if not run:
+        return "Not yet measured: run `python benchmarks/fused_loss.py`."
+    rows = run["results"]["rows"]
+    lines = ["| d_model | loss | tokens/s | peak memory above the model (MB) |", "|---|---|---|---|"]
+    lines += [f"| {row['d_model']} | {'fused' if row['fused'] else 'plain'} | {row['tokens_per_s']:,.0f} | "
+              f"{row['peak_memory_mb']:,.0f} |" for row in rows]
+    return "\n\n".join(["\n".join(lines), stamp(run, "python benchmarks/fused_loss.py")])
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -49,7 +118,7 @@ def format_seconds(seconds: float | None) -> str:
 
 
 def notebook_table() -> str:
-    quick, cpu = measured_times("quick"), measured_times("cpu")
+    quick, cpu = artefact("notebook_times_quick"), artefact("notebook_times_cpu")
     header = ["| # | Notebook | What it shows | quick | cpu |", "|---|---|---|---|---|"]
     rows = []
     for name in notebook_names():
@@ -70,8 +139,39 @@ def colab_badges() -> str:
                      f"notebooks/{name}.ipynb) {name}" for name in notebook_names())
 
 
+def setup_cell_index(notebook) -> int:
+    """The index of a notebook's Colab set-up code cell: the one after the "## Set-up" heading."""
+    return next(i + 1 for i, cell in enumerate(notebook.cells)
+                if cell.cell_type == "markdown" and cell.source.startswith("## Set-up"))
+
+
+def with_setup_cell(notebook):
+    """The notebook with the current set-up heading and cell (a copy)."""
+    notebook = nbformat.from_dict(json.loads(json.dumps(notebook)))
+    index = setup_cell_index(notebook)
+    notebook.cells[index - 1].source = SETUP_MARKDOWN
+    notebook.cells[index].source = SETUP_CELL
+    return notebook
+
+
+def outdated_notebooks() -> list[Path]:
+    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return [path for path in paths if with_setup_cell(nbformat.read(path, as_version=4)) != nbformat.read(path, as_version=4)]
+
+
+def write_setup_cells() -> None:
+    """Write the set-up cell into every notebook and its py:percent twin."""
+    for path in outdated_notebooks():
+        notebook = with_setup_cell(nbformat.read(path, as_version=4))
+        nbformat.write(notebook, path)
+        jupytext.write(notebook, path.with_suffix(".py"), fmt="py:percent")
+
+
 def filled(readme: str) -> str:
-    for marker, body in (("notebook-table", notebook_table()), ("colab-badges", colab_badges())):
+    sections = (("notebook-table", notebook_table()), ("colab-badges", colab_badges()),
+                ("learning-speed", learning_speed_section()), ("recipe", recipe_section()),
+                ("fused-loss", fused_loss_section()))
+    for marker, body in sections:
         pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.DOTALL)
         readme = pattern.sub(lambda match: f"{match.group(1)}{body}\n{match.group(2)}", readme)
     return readme
@@ -84,11 +184,13 @@ def main(argv=None) -> int:
     current = README.read_text(encoding="utf-8")
     wanted = filled(current)
     if args.check:
-        if current != wanted:
-            print("README.md is out of date: run `python scripts/update_readme.py`.", file=sys.stderr)
+        stale = (["README.md"] if current != wanted else []) + [path.name for path in outdated_notebooks()]
+        if stale:
+            print(f"{', '.join(stale)} out of date: run `python scripts/update_readme.py`.", file=sys.stderr)
             return 1
         return 0
     README.write_text(wanted, encoding="utf-8")
+    write_setup_cells()
     return 0
 
 

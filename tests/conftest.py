@@ -1,18 +1,18 @@
 """Shared fixtures: the bundle's root, the tokenizer, and real TinyStories text when present."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_TINYSTORIES = ROOT.parent / "shared" / "data" / "tinystories"
-sys.path.insert(0, str(ROOT))
+SHARED_REAL_TEXT = ROOT.parent / "shared" / "data" / "real_text"
 
 # Quick runs write their artefacts and checkpoints here, never over the committed ones.
 os.environ.setdefault("PICOLLM_ARTEFACTS_DIR", str(ROOT / ".pytest_cache" / "artefacts"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("PICOLLM_CACHE_DIR", str(ROOT / ".pytest_cache" / "tokens"))
 
 import picollm_helpers as h  # noqa: E402
 

@@ -77,9 +77,10 @@ def test_bytes_that_are_not_utf8_warn_with_file_and_line_then_go_on(tmp_path, ca
     assert f"{path} line 2 is not valid UTF-8" in err
 
 
-def test_block_size_under_two_is_refused(enc):
+@pytest.mark.parametrize("packing", [True, False])
+def test_block_size_under_two_is_refused(enc, packing):
     with pytest.raises(h.InputError, match="block_size=1"):
-        h.build_corpus(enc, 1, tinystories_weight=0.0, input_files=["3seqs.txt"])
+        h.build_corpus(enc, 1, packing=packing, tinystories_weight=0.0, input_files=["3seqs.txt"])
 
 
 def test_every_source_empty_is_refused(enc, monkeypatch):
@@ -185,21 +186,25 @@ def test_split_is_seeded_disjoint_and_complete():
         h.split_train_test(seqs, 1.0, seed=0)
 
 
-def test_corpus_loaders_are_deterministic(enc):
-    corpus = h.build_corpus(enc, 16, tinystories_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
+def test_per_example_batches_are_deterministic(enc):
+    corpus = h.build_corpus(enc, 16, packing=False, tinystories_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
                             test_fraction=0.2, seed=3)
     assert corpus.num_test > 0
 
     def first_batches():
         h.seed_everything(3)
-        return [tokens for tokens, _ in list(corpus.train_loader(8, seed=3))[:3]]
+        batches = corpus.train_batches(8, seed=3)
+        return [next(batches)[0] for _ in range(3)]
 
     assert all(torch.equal(a, b) for a, b in zip(first_batches(), first_batches()))
-    tokens, mask = next(iter(corpus.test_loader(4)))
-    assert tokens.shape[1] == 4 and tokens.shape[0] <= 16
+    tokens, mask = next(corpus.heldout_batches(4))
+    assert tokens.shape[1] == 4 and tokens.shape[0] <= 16 and mask.shape == tokens.shape
 
 
 def test_local_tinystories_mix_with_custom(enc, tinystories_dir):
-    corpus = h.build_corpus(enc, 64, tinystories_weight=0.5, tinystories_path=tinystories_dir / "sample_small.txt",
-                            input_files=["3seqs.txt"])
+    corpus = h.build_corpus(enc, 64, packing=False, tinystories_weight=0.5,
+                            tinystories_path=tinystories_dir / "sample_small.txt", input_files=["3seqs.txt"])
     assert corpus.train_tiny and corpus.train_other and corpus.p_tiny == 0.5
+    packed = h.build_corpus(enc, 64, tinystories_weight=0.5, tinystories_path=tinystories_dir / "sample_small.txt",
+                            input_files=["3seqs.txt"])
+    assert [stream.name for stream in packed.train] == ["TinyStories", "3seqs.txt"]

@@ -1,15 +1,19 @@
 """Every notebook runs headless on the quick preset, is stripped of outputs, and matches its py:percent twin."""
 
+import importlib.util
 import os
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from conftest import ROOT
+
+RUNNER = importlib.util.spec_from_file_location("run_notebooks", ROOT / "scripts" / "run_notebooks.py")
+run_notebooks = importlib.util.module_from_spec(RUNNER)
+RUNNER.loader.exec_module(run_notebooks)
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -33,11 +37,9 @@ def test_notebook_is_stripped_and_paired(path: Path):
     assert notebook.cells[0].cell_type == "markdown" and markdown_before_code, "a markdown cell before each step"
 
 
-def execute(notebook, path: Path) -> None:
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+def execute(notebook, path: Path, kernel_name: str = "python3") -> None:
     try:
-        client.execute()
+        run_notebooks.execute_notebook(notebook, path, timeout_s=600, kernel_name=kernel_name)
     except CellExecutionError as error:
         pytest.fail(f"{path.name} failed:\n{error}")
 

@@ -81,7 +81,7 @@ def test_greedy_is_the_argmax_and_p_changes_the_text():
     torch.manual_seed(0)
     model = h.LSTMSeqModel(200, embed_size=8, hidden_size=8)
     greedy = h.generate_tokens(model, [1, 2, 3], 10).tokens
-    logits = h.next_token_logits(model, [1, 2, 3])
+    logits = h.next_token_log_probs(model, [1, 2, 3])
     assert greedy[0] == int(logits.argmax())
     samples = {tuple(h.generate_tokens(model, [1, 2, 3], 10, top_p=p, seed=0).tokens) for p in (0.05, 0.5, 1.0)}
     assert len(samples) > 1, "every p gave the same text (the notes' placeholder bug)"

@@ -1,7 +1,9 @@
-"""The sweep runner: the artefact form, a failure recorded, and resuming after an interruption."""
+"""The sweep runner: the artefact form, a failure recorded, provenance per run, and resuming after an interruption."""
 
 import json
+import time
 
+import numpy as np
 import pytest
 
 import picollm_helpers as h
@@ -46,6 +48,7 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     partial = json.loads(path.read_text())
     assert partial["results"]["complete"] is False
     assert [run["config"]["size"] for run in partial["results"]["runs"]] == [1, 2]
+    time.sleep(1.1)  # so that a stamp written now differs from the interrupted run's
 
     ran = []
 
@@ -54,10 +57,52 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
         return square(config)
 
     artefact = h.run_sweep("demo", CONFIGS, counting, preset="quick", device="cpu", sweep_config={"steps": 3},
-                           path=path)
+                           path=path, resume=True)
     assert ran == [3, 4], "finished configs must not run again"
     assert [run["loss"] for run in artefact["results"]["runs"]] == [1, 4, 9, 16]
     assert artefact["results"]["complete"] is True
+    assert (artefact["results"]["computed"], artefact["results"]["kept"]) == (2, 2)
+    runs = artefact["results"]["runs"]
+    assert runs[:2] == partial["results"]["runs"], "kept runs keep their own stamps"
+    assert runs[2]["provenance"]["created"] != runs[0]["provenance"]["created"]
+    assert artefact["created"] != partial["created"], "the artefact's stamp is the run that wrote it"
+
+
+def test_a_default_rerun_recomputes_every_config(tmp_path):
+    path = tmp_path / "demo.json"
+    first = h.run_sweep("demo", CONFIGS, square, preset="quick", device="cpu", sweep_config={"steps": 3}, path=path)
+    time.sleep(1.1)
+    ran = []
+    again = h.run_sweep("demo", CONFIGS, lambda c: ran.append(c["size"]) or square(c), preset="quick", device="cpu",
+                        sweep_config={"steps": 3}, path=path)
+    assert ran == [1, 2, 3, 4]
+    assert (again["results"]["computed"], again["results"]["kept"]) == (4, 0)
+    assert again["created"] != first["created"]
+    assert all(run["provenance"]["created"] > first["created"] for run in again["results"]["runs"])
+
+
+def test_runs_carry_their_own_provenance(tmp_path):
+    artefact = h.run_sweep("demo", CONFIGS[:1], square, preset="quick", device="cpu", sweep_config={}, path=tmp_path / "d.json")
+    stamp = artefact["results"]["runs"][0]["provenance"]
+    assert set(stamp) == {"created", "git_commit", "device", "torch_version", "code_fingerprint"}
+    assert stamp["code_fingerprint"] == h.code_fingerprint() == artefact["results"]["code_fingerprint"]
+
+
+def test_a_kept_run_from_other_code_is_recomputed(tmp_path, monkeypatch):
+    path = tmp_path / "demo.json"
+    h.run_sweep("demo", CONFIGS[:2], square, preset="quick", device="cpu", sweep_config={}, path=path)
+    monkeypatch.setattr(h.sweeps, "code_fingerprint", lambda: "changed-code")
+    ran = []
+    h.run_sweep("demo", CONFIGS[:2], lambda c: ran.append(c["size"]) or square(c), preset="quick", device="cpu",
+                sweep_config={}, path=path, resume=True)
+    assert ran == [1, 2]
+
+
+def test_resume_follows_the_environment(monkeypatch):
+    monkeypatch.setenv("PICOLLM_RESUME", "1")
+    assert h.resume_requested()
+    monkeypatch.setenv("PICOLLM_RESUME", "0")
+    assert not h.resume_requested()
 
 
 def test_failed_configs_are_retried_and_other_settings_start_afresh(tmp_path):
@@ -70,9 +115,11 @@ def test_failed_configs_are_retried_and_other_settings_start_afresh(tmp_path):
         ran.append(config["size"])
         return square(config)
 
-    h.run_sweep("demo", CONFIGS[:2], counting, preset="quick", device="cpu", sweep_config={"steps": 3}, path=path)
+    h.run_sweep("demo", CONFIGS[:2], counting, preset="quick", device="cpu", sweep_config={"steps": 3}, path=path,
+                resume=True)
     assert ran == [2]
-    h.run_sweep("demo", CONFIGS[:2], counting, preset="quick", device="cpu", sweep_config={"steps": 5}, path=path)
+    h.run_sweep("demo", CONFIGS[:2], counting, preset="quick", device="cpu", sweep_config={"steps": 5}, path=path,
+                resume=True)
     assert ran == [2, 1, 2], "a sweep with other settings must not reuse the old runs"
 
 
@@ -80,7 +127,8 @@ def test_memorisation_measures():
     training = [[1, 2, 3, 4, 5, 6]]
     assert h.copied_ngram_fraction([1, 2, 3, 4, 5], training, n=4) == 1.0
     assert h.copied_ngram_fraction([1, 2, 3, 4, 9], training, n=4) == 0.5
-    assert h.corpus_word_fraction("The harbor, the fog!", {"the", "harbor"}) == 0.75
+    assert h.word_share("The harbor, the fog!", {"the", "harbor"}) == 0.75
+    assert h.copied_ngram_fraction([1, 2, 3, 4], [np.array([9, 1, 2, 3, 4], dtype=np.uint16)], n=4) == 1.0
 
 
 def test_hparam_subsets_are_inside_the_notes_grid():

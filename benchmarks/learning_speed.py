@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""The learning-speed benchmark: held-out loss against seconds of training, on real text.
+
+The same Transformer (minGPT's design at d_model 128, 4 blocks, 4 heads, a context of 64
+tokens) trains for the same seconds on one file, four ways: the starter's (one padded line
+per example, Adam at a constant rate), packed streams with the bundle's recipe (AdamW,
+warm-up, cosine decay, clipping) and the full GPT-2 head, the same with a compact head, and
+the `cpu` preset's own Transformer. Every way is evaluated on the same held-out file, in
+full-vocabulary nats per token, every --eval_every_seconds of training. Writes
+artefacts/learning_speed.json (file names and SHA-256 included) and prints the table.
+
+    python benchmarks/learning_speed.py                      # the shared real text, 120 s each
+    python benchmarks/learning_speed.py --train_file A.txt --heldout_file B.txt --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import picollm_helpers as h
+
+SHARED_REAL_TEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real_text"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--train_file", type=Path, default=SHARED_REAL_TEXT / "comedies_train.txt")
+    parser.add_argument("--heldout_file", type=Path, default=SHARED_REAL_TEXT / "winters_tale_heldout.txt")
+    parser.add_argument("--seconds", type=float, default=120.0, help="Seconds of training for each way.")
+    parser.add_argument("--eval_every_seconds", type=float, default=15.0)
+    parser.add_argument("--device", default=None, help="Torch device (default: the best one present).")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="Where to write the artefact (default artefacts/learning_speed.json).")
+    args = parser.parse_args(argv)
+    model = h.transformer_config("minGPT", d_model=128, n_blocks=4, n_heads=4, max_seq_len=64)
+    try:
+        artefact = h.learning_speed(args.train_file, args.heldout_file,
+                                    h.benchmark_runs(h.RUN_PRESETS["cpu"].transformer), model=model,
+                                    enc=h.get_tokenizer(), device=h.pick_device(args.device),
+                                    train_seconds=args.seconds, eval_every_seconds=args.eval_every_seconds,
+                                    path=args.output)
+    except h.InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(h.learning_speed_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
+    print(h.learning_speed_summary(artefact))
+    print(f"floors: {h.learning_speed_floors(artefact)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,430 @@
+"""The command line (`pico-llm.py`, or `pico-llm` once installed): a thin front door over the helpers.
+
+It accepts the original starter's flags. A run is one of two kinds:
+
+  the bundle's (the default)  packed token streams, AdamW with warm-up and cosine decay, for
+                              --max_steps steps or --train_seconds seconds (one pass over the
+                              training tokens if neither is given);
+  the starter's               counted in epochs (--num_epochs, --max_steps_per_epoch), as the
+                              course notes' commands are: one padded example per line or story,
+                              plain Adam at a constant rate.
+
+Every choice has its own flag (--packing, --optimizer, --schedule, ...) that overrides the
+kind's default. Every flag is checked before any data is read or any model is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from .data import InputError, resolve_data_path, write_json_atomically
+from .device import pick_device, seed_everything
+from .experiments import (artefact_path, kgram_comparison_table, kgram_design_comparison, provenance,
+                          transformer_comparison, transformer_metrics_table)
+from .heads import vocab_ids_for
+from .models import KGramMLPSeqModel, MODEL_FAMILIES, build_model, count_parameters, describe_vocabulary
+from .packing import build_corpus
+from .presets import RUN_PRESETS, TRANSFORMER_PRESETS, TransformerConfig, get_run_preset, transformer_config
+from .sampling import generate_text
+from .plots import ok_runs
+from .sweeps import CUSTOM_CORPUS, custom_data_sweep
+from .tokenizer import get_tokenizer
+from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, epoch_losses, run_summary, save_checkpoint,
+                       train_model)
+
+SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
+STARTER_EPOCHS = 3
+DEFAULT_COMPARISON_STEPS = 20  # the course notes compared the k-gram designs over 20 mini-batches
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pico-llm",
+        description="Train small language models (k-gram MLP, LSTM, Transformer) on TinyStories and/or your "
+                    "own text, then sample from them. Runs counted in epochs (--num_epochs, "
+                    "--max_steps_per_epoch) are the starter's: one padded example per line and plain Adam. "
+                    "Other runs use packed token streams and AdamW with warm-up and cosine decay.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--input_files", nargs="*", default=[],
+                      help="Text files to train on, one example per line. A bare name not found here is looked "
+                           "up in the bundle's data/ folder (e.g. 3seqs.txt).")
+    data.add_argument("--input_dir", default=None, help="A folder whose *.txt files (recursively) are read "
+                                                         "like --input_files, e.g. data/custom_corpus.")
+    data.add_argument("--eval_files", nargs="*", default=[],
+                      help="Held-out text files, never trained on: the run reports its loss on them.")
+    data.add_argument("--limit_custom_examples", type=int, default=None,
+                      help="Keep only the first N lines of --input_files/--input_dir.")
+    data.add_argument("--tinystories_weight", type=float, default=0.5,
+                      help="Probability that a training draw comes from TinyStories; 0 skips TinyStories.")
+    data.add_argument("--tinystories_stories", type=int, default=20_000,
+                      help="How many TinyStories stories to stream from the Hugging Face hub.")
+    data.add_argument("--tinystories_path", default=None,
+                      help="A local TinyStories file (.txt with <|endoftext|> separators or one story a line, "
+                           ".jsonl or .parquet with a 'text' field) used instead of the hub.")
+    data.add_argument("--block_size", type=int, default=1024,
+                      help="Tokens per training window (packed), or kept per example (--packing off); at least 2.")
+    data.add_argument("--test_fraction", type=float, default=0.0,
+                      help="Fraction of each source's examples (lines, stories) held out, by a seeded choice.")
+    data.add_argument("--packing", choices=["on", "off"], default=None,
+                      help="on: random windows of packed token streams, every position a target. off: the "
+                           "starter's one padded example per line. Default: off for runs counted in epochs, else on.")
+
+    models = parser.add_argument_group("models")
+    models.add_argument("--models", nargs="+", default=["kgram", "lstm"], choices=list(MODEL_FAMILIES),
+                        help="Which model families to train.")
+    models.add_argument("--vocab", choices=["gpt2", "corpus"], default="gpt2",
+                        help="The models' embedding and output: all 50,257 GPT-2 ids, or the ids the training text "
+                             "uses (--min_count times or more) plus one bucket for every other id.")
+    models.add_argument("--min_count", type=int, default=1,
+                        help="With --vocab corpus: how often an id must occur in the training text to be kept.")
+    models.add_argument("--embed_size", type=int, default=1024, help="Embedding (and hidden) size of the k-gram "
+                                                                     "MLP and the LSTM.")
+    models.add_argument("--kgram_k", type=int, default=3, help="Context tokens the k-gram MLP sees.")
+    models.add_argument("--kgram_chunk_size", type=int, default=1024,
+                        help="Positions the k-gram MLP processes at once (bounds its peak memory).")
+    models.add_argument("--kgram_variant", default="embedding", choices=[*KGramMLPSeqModel.VARIANTS, "compare"],
+                        help="The k-gram MLP's input design; 'compare' trains all three alike, times the "
+                             "starter's loop, prints the table and writes artefacts/kgram_comparison.json.")
+    models.add_argument("--num_inner_mlp_layers", type=int, default=1, help="Hidden Linear+SiLU blocks of the "
+                                                                            "k-gram MLP.")
+    models.add_argument("--transformer_variant", default="GPT-oss", choices=list(TRANSFORMER_PRESETS),
+                        help="Transformer preset used when 'transformer' is among --models.")
+    models.add_argument("--d_model", type=int, default=None, help="Resize the Transformer preset: model width.")
+    models.add_argument("--n_blocks", type=int, default=None, help="Resize the Transformer preset: blocks.")
+    models.add_argument("--n_heads", type=int, default=None, help="Resize the Transformer preset: attention heads.")
+    models.add_argument("--d_ff", type=int, default=None,
+                        help="Resize the Transformer preset: feed-forward width (default: the preset's ratio "
+                             "to d_model).")
+    models.add_argument("--enable_transformer_gptoss", action="store_true",
+                        help="Also train the GPT-oss Transformer (the course notes' flag).")
+
+    training = parser.add_argument_group("training (defaults: the bundle's recipe; the starter's for epoch runs)")
+    training.add_argument("--max_steps", type=int, default=None, help="Train for this many optimizer steps.")
+    training.add_argument("--train_seconds", type=float, default=None,
+                          help="Train until this many seconds of training have passed (evaluation not counted).")
+    training.add_argument("--num_epochs", type=int, default=None,
+                          help=f"The starter's epochs (default {STARTER_EPOCHS} in an epoch run).")
+    training.add_argument("--max_steps_per_epoch", type=int, default=None,
+                          help="Stop each of the starter's epochs after this many optimizer steps.")
+    training.add_argument("--batch_size", type=int, default=16)
+    training.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                          help="adamw (weight decay on matrices only) or adam (the starter's).")
+    training.add_argument("--learning_rate", type=float, default=None,
+                          help=f"Peak learning rate (default {Recipe().learning_rate:g}; the starter's "
+                               f"{STARTER_RECIPE.learning_rate:g}).")
+    training.add_argument("--schedule", choices=SCHEDULES, default=None,
+                          help="cosine: warm-up, then cosine decay to a tenth of the peak. constant: the starter's.")
+    training.add_argument("--warmup_steps", type=int, default=None,
+                          help="Linear warm-up steps (default: a twentieth of the run; 0 in an epoch run).")
+    training.add_argument("--weight_decay", type=float, default=None,
+                          help=f"AdamW weight decay (default {Recipe().weight_decay:g}; 0 in an epoch run).")
+    training.add_argument("--grad_clip", type=float, default=None,
+                          help=f"Clip the gradient norm to this (default {Recipe().grad_clip:g}); 0 turns it off "
+                               "(the default in an epoch run).")
+    training.add_argument("--seed", type=int, default=0, help="Seeds data draws, weights and samples.")
+    training.add_argument("--device_id", default="cuda:0",
+                          help="Torch device; falls back to the CPU with a note when CUDA is absent.")
+    training.add_argument("--prompt", default="Once upon a", help="Text the samples continue.")
+    training.add_argument("--max_new_tokens", type=int, default=20, help="Tokens generated per sample.")
+
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--save_checkpoint", metavar="PATH", default=None,
+                         help="Save the trained model there (load it with picollm_helpers.load_checkpoint); with "
+                              "several models, one file each, named PATH's stem plus the model's name.")
+    outputs.add_argument("--metrics_json", metavar="PATH", default=None,
+                         help="Write the run's held-out and training loss, steps, tokens, tokens/s, seconds, "
+                              "samples and full configuration there as JSON.")
+
+    experiments = parser.add_argument_group("experiments (each writes a measured artefact)")
+    experiments.add_argument("--collect_transformer_metrics", action="store_true",
+                             help="Train every Transformer preset (shrunk by --preset) and the LSTM on the same "
+                                  "batches; write average loss, tokens/s, wall seconds, parameters and the KV-cache "
+                                  "speed-up at 200 new tokens to artefacts/transformer_metrics.json.")
+    experiments.add_argument("--custom_sweep_log", metavar="PATH",
+                             help="Run the corpus-size sweep of notebook 05 (LSTM and GPT-oss on 3, 63, 123 and "
+                                  "185 lines of --input_dir) and write it to PATH, resuming an interrupted run.")
+    experiments.add_argument("--preset", choices=list(RUN_PRESETS), default=None,
+                             help="Run preset sizing the experiments (default: $PICOLLM_PRESET, else cpu or gpu).")
+    return parser
+
+
+# ---------------------------------------------------------------- checking every flag first
+
+
+@dataclass
+class RunPlan:
+    """What the flags ask for, resolved: the kind of run, its recipe and its budget."""
+
+    packing: bool
+    recipe: Recipe
+    max_steps: int | None
+    train_seconds: float | None
+    num_epochs: int | None
+    steps_per_epoch: int | None
+
+    @property
+    def counted_in_epochs(self) -> bool:
+        return self.num_epochs is not None
+
+
+def fail(message: str) -> None:
+    raise InputError(message)
+
+
+def check_numbers(args) -> None:
+    """Every number's range, named by its flag."""
+    at_least_one = ["batch_size", "max_new_tokens", "embed_size", "kgram_k", "kgram_chunk_size", "min_count",
+                    "num_epochs", "max_steps_per_epoch", "max_steps", "limit_custom_examples", "d_model",
+                    "n_blocks", "n_heads", "d_ff"]
+    for name in at_least_one:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            fail(f"--{name} {value}: it must be at least 1.")
+    if args.block_size < 2:
+        fail(f"--block_size {args.block_size} is too small: next-token prediction needs at least 2 tokens per "
+             "sequence. Use --block_size 2 or more (the sanity check uses 32).")
+    if args.num_inner_mlp_layers < 0 or args.tinystories_stories < 0:
+        fail("--num_inner_mlp_layers and --tinystories_stories must be 0 or more.")
+    if not 0.0 <= args.tinystories_weight <= 1.0:
+        fail(f"--tinystories_weight {args.tinystories_weight}: tinystories_weight={args.tinystories_weight} must "
+             "lie in [0, 1]; 0 skips TinyStories.")
+    if not 0.0 <= args.test_fraction < 1.0:
+        fail(f"--test_fraction {args.test_fraction} must lie in [0, 1): 0.1 holds out a tenth.")
+    if args.train_seconds is not None and not args.train_seconds > 0:
+        fail(f"--train_seconds {args.train_seconds}: train_seconds must be above 0 (how long to train).")
+    if not args.prompt:
+        fail("--prompt is empty: give at least one character of text to continue.")
+
+
+def check_paths(args) -> None:
+    """Every input exists (bare names may live in data/); outputs are not folders."""
+    for path in [*args.input_files, *args.eval_files, *([args.tinystories_path] if args.tinystories_path else [])]:
+        if resolve_data_path(path).is_dir():
+            fail(f"{path} is a folder: pass folders with --input_dir, files with --input_files or --eval_files.")
+    if args.input_dir:
+        resolve_data_path(args.input_dir)
+    for flag in ("save_checkpoint", "metrics_json", "custom_sweep_log"):
+        path = getattr(args, flag)
+        if path is not None and Path(path).is_dir():
+            fail(f"--{flag} {path} is a folder: give a file path, e.g. {Path(path) / 'run.pt'}.")
+
+
+def check_transformer(args) -> TransformerConfig:
+    """The Transformer the flags describe (checked now; built later)."""
+    try:
+        return transformer_config(args.transformer_variant, **transformer_overrides(args))
+    except ValueError as error:
+        raise InputError(f"{error} (--d_model, --n_heads, --n_blocks, --d_ff)") from None
+
+
+def transformer_overrides(args) -> dict:
+    sizes = {name: getattr(args, name) for name in ("d_model", "n_blocks", "n_heads", "d_ff")}
+    return {**{name: value for name, value in sizes.items() if value is not None},
+            "max_seq_len": max(args.block_size, 256)}
+
+
+def plan_run(args) -> RunPlan:
+    """The kind of run, recipe and budget the flags ask for; contradictions are errors."""
+    epoch_flags = args.num_epochs is not None or args.max_steps_per_epoch is not None
+    budget_flags = args.max_steps is not None or args.train_seconds is not None
+    if args.max_steps is not None and args.train_seconds is not None:
+        fail("--max_steps and --train_seconds are two budgets: give one.")
+    if epoch_flags and budget_flags:
+        fail("--num_epochs/--max_steps_per_epoch count the starter's epochs; --max_steps/--train_seconds are "
+             "budgets of their own: give one kind.")
+    packing = (args.packing or ("off" if epoch_flags else "on")) == "on"
+    if packing and epoch_flags:
+        fail("--packing on draws windows without epochs: use --max_steps or --train_seconds instead of "
+             "--num_epochs/--max_steps_per_epoch, or --packing off.")
+    base = Recipe() if packing and not epoch_flags else STARTER_RECIPE
+    flags = {"optimizer": args.optimizer, "learning_rate": args.learning_rate, "schedule": args.schedule,
+             "warmup_steps": args.warmup_steps, "weight_decay": args.weight_decay}
+    overrides = {name: value for name, value in flags.items() if value is not None}
+    if args.grad_clip is not None:
+        if args.grad_clip < 0:
+            fail(f"--grad_clip {args.grad_clip} must be 0 (off) or more.")
+        overrides["grad_clip"] = args.grad_clip or None
+    recipe = replace(base, **overrides)
+    if recipe.warmup_steps and args.max_steps is not None and recipe.warmup_steps >= args.max_steps:
+        fail(f"--warmup_steps {recipe.warmup_steps} is longer than the run's --max_steps {args.max_steps}: "
+             "lower --warmup_steps or train longer.")
+    num_epochs = (args.num_epochs or STARTER_EPOCHS) if not packing and not budget_flags else None
+    return RunPlan(packing, recipe, args.max_steps, args.train_seconds, num_epochs, args.max_steps_per_epoch)
+
+
+def check_args(args) -> RunPlan:
+    """Check every flag before any data is read or any model is built; the resolved plan."""
+    if args.enable_transformer_gptoss and "transformer" not in args.models:
+        args.models.append("transformer")
+        args.transformer_variant = "GPT-oss"
+    check_numbers(args)
+    check_paths(args)
+    check_transformer(args)
+    return plan_run(args)
+
+
+# ---------------------------------------------------------------- training and reporting
+
+
+def model_config(family: str, args, vocab_size: int) -> dict:
+    """The constructor arguments of one family, taken from the command line."""
+    if family == "kgram":
+        return dict(vocab_size=vocab_size, k=args.kgram_k, embed_size=args.embed_size,
+                    num_inner_layers=args.num_inner_mlp_layers, chunk_size=args.kgram_chunk_size,
+                    variant=args.kgram_variant)
+    if family == "lstm":
+        return dict(vocab_size=vocab_size, embed_size=args.embed_size, hidden_size=args.embed_size)
+    return asdict(check_transformer(args))
+
+
+def model_label(family: str, args) -> str:
+    return args.transformer_variant if family == "transformer" else family
+
+
+def run_budget(plan: RunPlan, corpus, batch_size: int) -> dict:
+    """train_model's budget: the steps of the starter's epochs, the steps or seconds asked for, or one
+    pass over the training tokens."""
+    if plan.counted_in_epochs:
+        per_epoch = plan.steps_per_epoch or math.ceil(corpus.num_train / batch_size)
+        return {"max_steps": plan.num_epochs * per_epoch, "steps_per_epoch": per_epoch}
+    if plan.max_steps is not None or plan.train_seconds is not None:
+        return {"max_steps": plan.max_steps, "train_seconds": plan.train_seconds}
+    tokens_per_step = batch_size * corpus.block_size
+    return {"max_steps": max(1, math.ceil(corpus.num_train_tokens / tokens_per_step)) if corpus.packed
+            else math.ceil(corpus.num_train / batch_size)}
+
+
+def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, vocab_ids) -> dict:
+    """Train one family, print its losses and samples; what --metrics_json stores of it."""
+    seed_everything(args.seed)
+    model = build_model(family, **model_config(family, args, enc.n_vocab), vocab_ids=vocab_ids).to(device)
+    label = model_label(family, args)
+    data = (f"{corpus.num_train_tokens:,} training tokens, packed" if corpus.packed
+            else f"{corpus.num_train} training sequences")
+    print(f"\n== {label}: {count_parameters(model):,} parameters, vocabulary {describe_vocabulary(model)}, "
+          f"{data}, device {device}")
+    budget = run_budget(plan, corpus, args.batch_size)
+    history = train_model(model, corpus, batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed,
+                          name=label, **budget)
+    if plan.counted_in_epochs:
+        for epoch, loss in epoch_losses(history).items():
+            print(f"epoch {epoch}: loss {loss:.4f}")
+    summary = run_summary(history)
+    print(f"{summary['steps']} steps, {summary['tokens_seen']:,} tokens in {summary['train_seconds']:.2f} s of "
+          f"training: {summary['tokens_per_s']:,.0f} tokens/s; final training loss {summary['train_loss']:.4f}")
+    print(f"samples from {args.prompt!r}:")
+    samples = {}
+    for setting, top_p in SAMPLE_SETTINGS:
+        samples[setting] = generate_text(model, enc, args.prompt, args.max_new_tokens, top_p=top_p, seed=args.seed)
+        print(f"  {setting:<11} {samples[setting]!r}")
+    if summary["heldout_loss"] is not None:
+        print(f"held-out loss: {summary['heldout_loss']:.4f} nats/token ({corpus.num_heldout_tokens:,} tokens)"
+              if corpus.packed else f"test loss: {summary['heldout_loss']:.4f}")
+    if args.save_checkpoint:
+        path = checkpoint_path(args, label)
+        save_checkpoint(model, path, trained_on=describe_data(args), steps=summary["steps"])
+        print(f"saved {path}")
+    return {**summary, "samples": samples, "model": {"family": family, "parameters": count_parameters(model),
+                                                     "vocabulary": describe_vocabulary(model), **model.config}}
+
+
+def checkpoint_path(args, label: str) -> Path:
+    path = Path(args.save_checkpoint)
+    return path if len(args.models) == 1 else path.with_name(f"{path.stem}_{label}{path.suffix}")
+
+
+def describe_data(args) -> str:
+    return " ".join([*args.input_files, args.input_dir or ""]).strip() or "TinyStories"
+
+
+def write_metrics(args, plan: RunPlan, device, runs: dict) -> None:
+    """--metrics_json: a flat record for one model, or one record per model under "models"."""
+    config = {**vars(args), "packing": plan.packing, "recipe": asdict(plan.recipe), "budget": {
+        "max_steps": plan.max_steps, "train_seconds": plan.train_seconds, "num_epochs": plan.num_epochs,
+        "steps_per_epoch": plan.steps_per_epoch}}
+    body = next(iter(runs.values())) if len(runs) == 1 else {"models": runs}
+    write_json_atomically(args.metrics_json, {**provenance(device), **body, "config": config})
+    print(f"wrote {args.metrics_json}")
+
+
+# ---------------------------------------------------------------- the notebooks' experiments
+
+
+def compare_kgram_designs(args, plan: RunPlan, corpus, enc, device) -> None:
+    """The three k-gram designs on identical settings, and the starter's loop, as in notebook 02."""
+    per_epoch = plan.steps_per_epoch or DEFAULT_COMPARISON_STEPS
+    steps = plan.max_steps or (plan.num_epochs or 1) * per_epoch
+    artefact = kgram_design_comparison(
+        corpus, enc.n_vocab, preset="command line", device=device, k=args.kgram_k, embed_size=args.embed_size,
+        num_inner_layers=args.num_inner_mlp_layers, recipe=plan.recipe, batch_size=args.batch_size, steps=steps,
+        seed=args.seed, data=describe_data(args))
+    print(f"\n== k-gram designs, {steps} steps each (batch {args.batch_size})")
+    print(kgram_comparison_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
+    print(f"wrote {artefact_path('kgram_comparison')}")
+
+
+def collect_transformer_metrics(args, plan: RunPlan, corpus, enc, device) -> None:
+    """Notebook 03's comparison: every preset and the LSTM on the same data, batches and seed."""
+    run = get_run_preset(args.preset)
+    steps = plan.max_steps or (plan.num_epochs or 1) * (plan.steps_per_epoch or run.train_steps)
+    lstm = ("lstm", dict(vocab_size=enc.n_vocab, embed_size=run.embed_size, hidden_size=run.embed_size))
+    artefact = transformer_comparison(
+        corpus, enc.n_vocab, preset=run.name, device=device, scale=run.transformer_scale, steps=steps,
+        batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed, vocab_ids=corpus_vocab_ids(args, corpus),
+        baselines={"LSTM": lstm}, prompt_ids=enc.encode(args.prompt), data=describe_data(args))
+    print(f"\n== Transformer presets ({run.name} scale {run.transformer_scale or 'full size'}), {steps} steps each")
+    print(transformer_metrics_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
+    print(f"wrote {artefact_path('transformer_metrics')}")
+
+
+def run_custom_sweep(args, enc, device) -> None:
+    """Notebook 05's corpus-size sweep on --input_dir, logged to --custom_sweep_log."""
+    run = get_run_preset(args.preset)
+    artefact = custom_data_sweep(enc, run, device=device, input_dir=args.input_dir or CUSTOM_CORPUS,
+                                 prompt=args.prompt, seed=args.seed, path=args.custom_sweep_log)
+    print(ok_runs(artefact)[["model", "sequences", "final_loss", "tokens_per_s"]].to_string(index=False))
+    print(f"wrote {args.custom_sweep_log}")
+
+
+def corpus_vocab_ids(args, corpus) -> list[int] | None:
+    return vocab_ids_for(corpus, args.vocab, args.min_count)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        plan = check_args(args)
+        device = pick_device(args.device_id)
+        enc = get_tokenizer()
+        seed_everything(args.seed)
+        corpus = build_corpus(
+            enc, args.block_size, packing=plan.packing, tinystories_weight=args.tinystories_weight,
+            tinystories_stories=args.tinystories_stories, tinystories_path=args.tinystories_path,
+            input_files=args.input_files, input_dir=args.input_dir, eval_files=args.eval_files,
+            limit_custom_examples=args.limit_custom_examples, test_fraction=args.test_fraction, seed=args.seed)
+        if args.collect_transformer_metrics or args.custom_sweep_log:
+            if args.collect_transformer_metrics:
+                collect_transformer_metrics(args, plan, corpus, enc, device)
+            if args.custom_sweep_log:
+                run_custom_sweep(args, enc, device)
+            return 0
+        vocab_ids = corpus_vocab_ids(args, corpus)
+        runs = {}
+        for family in args.models:
+            if family == "kgram" and args.kgram_variant == "compare":
+                compare_kgram_designs(args, plan, corpus, enc, device)
+            else:
+                runs[model_label(family, args)] = train_and_report(family, args, plan, corpus, enc, device,
+                                                                   vocab_ids)
+        if args.metrics_json and runs:
+            write_metrics(args, plan, device, runs)
+    except (InputError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

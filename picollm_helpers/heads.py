@@ -1,0 +1,240 @@
+"""Section 5 (part one). Output heads and the loss.
+
+A model's body turns token ids into hidden states (seq_len, batch, d); its head turns those
+into a distribution over all of GPT-2's ids. With 50,257 ids the head is most of a small
+model's work, so there are two kinds:
+
+  full     a Linear to every id, as GPT-2 has.
+  compact  a Linear to the ids a corpus uses (seen at least min_count times) plus one *bucket*
+           that stands for every other id. The bucket's probability is shared evenly by the
+           ids it stands for, so the head still gives a proper distribution over all ids, and
+           its losses are full-vocabulary nats, comparable with a full head's.
+
+A `Vocabulary` maps GPT-2 ids to the head's classes and back. The same map covers the input
+embedding, so an id the model has never seen enters as the bucket too.
+
+The training loss can be fused with the head's matrix product: computed chunk by chunk from
+the hidden states and the head's weight, with its gradient, so that the (positions x classes)
+logits of a whole batch never exist at once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .tokenizer import GPT2_VOCAB_SIZE
+
+FUSED_CHUNK_ROWS = 1024  # positions per chunk: a chunk's logits are 1024 x 50,257 floats at most (200 MB)
+TINY_PROBABILITY = 1e-30  # below this a float32 probability has lost its precision
+
+
+class Vocabulary(nn.Module):
+    """Which ids of a vocabulary of `vocab_size` a model reads and writes.
+
+    Full (`kept_ids=None`): every id is its own class. Compact: the kept ids are classes
+    0..K-1, in increasing id order, and class K is the bucket for every other id.
+    """
+
+    def __init__(self, vocab_size: int, kept_ids: list[int] | None = None):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.compact = kept_ids is not None
+        if self.compact:
+            kept = torch.tensor(sorted(set(kept_ids)), dtype=torch.long)
+            check_kept_ids(kept, vocab_size, len(kept_ids))
+            to_class = torch.full((vocab_size,), len(kept), dtype=torch.long)
+            to_class[kept] = torch.arange(len(kept))
+            self.register_buffer("kept_ids", kept, persistent=False)
+            self.register_buffer("to_class", to_class, persistent=False)
+            self.num_classes = len(kept) + 1
+            self.bucket = len(kept)
+            self.bucket_size = vocab_size - len(kept)
+            self.log_bucket_size = math.log(self.bucket_size)
+        else:
+            self.num_classes = vocab_size
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """GPT-2 ids -> class ids (the identity for a full vocabulary)."""
+        return self.to_class[tokens] if self.compact else tokens
+
+    def in_bucket(self, tokens: torch.Tensor) -> torch.Tensor:
+        """True where an id has no class of its own (never, for a full vocabulary)."""
+        return self.to_class[tokens] == self.bucket if self.compact else torch.zeros_like(tokens, dtype=torch.bool)
+
+    def expand(self, class_log_probs: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities over classes (..., C) -> over every id (..., vocab_size).
+
+        Each id in the bucket gets an equal share of the bucket's probability.
+        """
+        if not self.compact:
+            return class_log_probs
+        share = class_log_probs[..., self.bucket:] - self.log_bucket_size
+        full = share.expand(*class_log_probs.shape[:-1], self.vocab_size).clone()
+        full[..., self.kept_ids] = class_log_probs[..., :self.bucket]
+        return full
+
+    def bucket_penalty(self, targets: torch.Tensor) -> torch.Tensor:
+        """The nats a target in the bucket costs beyond its class: log(bucket size), else 0."""
+        if not self.compact:
+            return torch.zeros(targets.shape, device=targets.device)
+        return (targets == self.bucket).float() * self.log_bucket_size
+
+    def ids(self) -> list[int] | None:
+        """The kept ids (what a checkpoint stores to rebuild the map), or None for a full vocabulary."""
+        return self.kept_ids.tolist() if self.compact else None
+
+
+def check_kept_ids(kept: torch.Tensor, vocab_size: int, given: int) -> None:
+    if len(kept) == 0:
+        raise ValueError("A compact vocabulary needs at least one id: the corpus is empty, or min_count is "
+                         "above every id's count. Use more text, a lower min_count, or vocab='gpt2'.")
+    if len(kept) != given or kept[0] < 0 or kept[-1] >= vocab_size:
+        raise ValueError(f"A compact vocabulary's ids must be distinct and lie in [0, {vocab_size}): "
+                         "the id map is damaged.")
+    if len(kept) == vocab_size:
+        raise ValueError("A compact vocabulary that keeps every id has nothing for its bucket: use vocab='gpt2'.")
+
+
+def corpus_token_counts(streams, vocab_size: int) -> np.ndarray:
+    """How often each id occurs in some token streams (arrays of ids)."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for stream in streams:
+        counts += np.bincount(np.asarray(stream).ravel(), minlength=vocab_size)[:vocab_size]
+    return counts
+
+
+def ids_seen(streams, vocab_size: int, min_count: int = 1) -> list[int]:
+    """The ids that occur at least min_count times in the streams: a compact vocabulary's kept ids."""
+    if min_count < 1:
+        raise ValueError(f"min_count={min_count}: it must be at least 1 (1 keeps every id the corpus uses).")
+    counts = corpus_token_counts(streams, vocab_size)
+    kept = np.flatnonzero(counts >= min_count).tolist()
+    if not kept:
+        raise ValueError(f"No id occurs {min_count} times or more in the training text: "
+                         "use more text or a lower --min_count, or --vocab gpt2.")
+    return kept
+
+
+def vocab_ids_for(corpus, vocab: str = "corpus", min_count: int = 1) -> list[int] | None:
+    """A head's kept ids for a corpus: vocab="corpus" keeps the ids its training text uses at least
+    min_count times; vocab="gpt2" keeps them all (None, the full head)."""
+    if vocab not in ("gpt2", "corpus"):
+        raise ValueError(f"vocab={vocab!r}: use 'gpt2' (every id) or 'corpus' (the ids the training text uses).")
+    return ids_seen(corpus.train_streams(), GPT2_VOCAB_SIZE, min_count) if vocab == "corpus" else None
+
+
+class OutputHead(nn.Module):
+    """Hidden states -> logits over a vocabulary's classes, log-probabilities over every id, and the loss."""
+
+    def __init__(self, d: int, vocabulary: Vocabulary, bias: bool = True):
+        super().__init__()
+        self.vocabulary = vocabulary
+        self.linear = nn.Linear(d, vocabulary.num_classes, bias=bias)
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.linear.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits over the classes (..., C)."""
+        return self.linear(hidden)
+
+    def log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities over every id (..., vocab_size), summing to 1 at every position."""
+        return self.vocabulary.expand(self.linear(hidden).float().log_softmax(dim=-1))
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, counted: torch.Tensor | None = None,
+             fused: bool = True) -> torch.Tensor:
+        """Mean full-vocabulary cross-entropy (nats) of `targets` (GPT-2 ids) given `hidden`.
+
+        hidden (..., d) and targets (...) line up position by position; `counted` (...), True
+        where a position counts, leaves padding out of the mean. `fused` computes it chunk by
+        chunk (see fused_linear_cross_entropy); else through the whole logits tensor.
+        """
+        classes = self.vocabulary.encode(targets).flatten()
+        hidden = hidden.reshape(-1, hidden.shape[-1])
+        weights = position_weights(classes, None if counted is None else counted.flatten())
+        if fused:
+            nats = fused_linear_cross_entropy(hidden, self.linear.weight, self.linear.bias, classes, weights)
+        else:
+            per_position = F.cross_entropy(self.linear(hidden).float(), classes, reduction="none")
+            nats = (per_position * weights).sum()
+        return nats + (self.vocabulary.bucket_penalty(classes) * weights).sum()
+
+
+def position_weights(classes: torch.Tensor, counted: torch.Tensor | None) -> torch.Tensor:
+    """1 / (number of counted positions) at each counted position, 0 elsewhere: the weights of a mean."""
+    if counted is None:
+        return torch.full(classes.shape, 1.0 / max(1, classes.numel()), device=classes.device)
+    counted = counted.float()
+    return counted / counted.sum().clamp(min=1.0)
+
+
+class FusedLinearCrossEntropy(torch.autograd.Function):
+    """sum_i w_i * cross_entropy(h_i W^T + b, t_i), with its gradient computed in the same pass.
+
+    For each chunk of positions: the logits, their softmax p, and the loss -log p[t]; then the
+    gradient with respect to the logits, w * (p - onehot(t)), which gives the gradients of h, W
+    and b by two matrix products. The weights w scale the small factors (the (positions x d)
+    ones), never the (positions x classes) one. A chunk's logits are freed before the next
+    chunk, and backward only scales the stored gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, classes, weights, chunk_rows, needs_grad):
+        grad_hidden = torch.empty_like(hidden) if needs_grad else None
+        grad_weight = torch.zeros_like(weight) if needs_grad else None
+        grad_bias = torch.zeros_like(bias) if needs_grad and bias is not None else None
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden.shape[0], chunk_rows):
+            rows = slice(start, start + chunk_rows)
+            h, t, w = hidden[rows], classes[rows], weights[rows]
+            logits = F.linear(h, weight, bias).float()
+            probs = logits.softmax(dim=-1)
+            total += (target_nats(logits, probs, t) * w).sum()
+            del logits
+            if needs_grad:
+                probs[torch.arange(len(t), device=t.device), t] -= 1.0  # softmax - onehot
+                probs, w = probs.to(h.dtype), w.unsqueeze(1).to(h.dtype)
+                grad_hidden[rows] = (probs @ weight) * w
+                grad_weight.addmm_(probs.T, h * w)
+                if grad_bias is not None:
+                    grad_bias += w.squeeze(1) @ probs
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        scale = lambda grad: None if grad is None else grad * grad_output  # noqa: E731
+        return scale(grad_hidden), scale(grad_weight), scale(grad_bias), None, None, None, None
+
+
+def target_nats(logits: torch.Tensor, probs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """-log p[target] for each row, from the softmax (one fast pass); where p[target] is too small for
+    float32, from the log-sum-exp of that row's logits instead (exact, and rare)."""
+    target_probs = probs.gather(1, classes.unsqueeze(1)).squeeze(1)
+    nats = -target_probs.log()
+    tiny = target_probs < TINY_PROBABILITY
+    if tiny.any():
+        rows = logits[tiny]
+        nats[tiny] = rows.logsumexp(dim=-1) - rows.gather(1, classes[tiny].unsqueeze(1)).squeeze(1)
+    return nats
+
+
+def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                               classes: torch.Tensor, weights: torch.Tensor, chunk_rows: int | None = None) -> torch.Tensor:
+    """Weighted cross-entropy of a Linear layer's logits, never holding more than `chunk_rows` rows of them
+    (FUSED_CHUNK_ROWS by default).
+
+    Under torch.no_grad (evaluation) it only computes the loss, chunk by chunk.
+    """
+    chunk_rows = chunk_rows or FUSED_CHUNK_ROWS
+    needs_grad = torch.is_grad_enabled() and any(
+        tensor is not None and tensor.requires_grad for tensor in (hidden, weight, bias))
+    return FusedLinearCrossEntropy.apply(hidden, weight, bias, classes, weights, chunk_rows, needs_grad)

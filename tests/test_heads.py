@@ -1,0 +1,145 @@
+"""Output heads: full and compact heads give proper distributions over every GPT-2 id; the fused loss equals the
+plain one and never holds a whole batch's logits; a compact model samples only what it can produce, in proportion."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import picollm_helpers as h
+
+V = 50257
+KEPT = [0, 13, 198, 262, 290, 318, 1110, 4222, 50256]
+FAMILIES = {
+    "kgram onehot": ("kgram", dict(vocab_size=V, k=2, embed_size=16, variant="onehot")),
+    "kgram conv": ("kgram", dict(vocab_size=V, k=3, embed_size=16, variant="conv")),
+    "lstm": ("lstm", dict(vocab_size=V, embed_size=16, hidden_size=16)),
+    "transformer": ("transformer", dict(vocab_size=V, d_model=16, n_heads=2, n_blocks=2, d_ff=32, max_seq_len=32)),
+    "transformer untied": ("transformer", dict(vocab_size=V, d_model=16, n_heads=2, n_blocks=1, d_ff=32,
+                                               max_seq_len=32, tie_weights=False, positions="rope", ffn="swiglu")),
+}
+
+
+def build(name, compact, seed=0):
+    family, config = FAMILIES[name]
+    torch.manual_seed(seed)
+    model = h.build_model(family, **config, vocab_ids=KEPT if compact else None)
+    for parameter in model.parameters():  # sharper than the initial weights, so that mistakes show
+        torch.nn.init.normal_(parameter, std=0.3)
+    return model
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["full", "compact"])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_log_probs_are_a_distribution_over_every_gpt2_id(name, compact):
+    model = build(name, compact)
+    tokens = torch.randint(0, V, (7, 3))
+    log_probs = model.log_probs(tokens)
+    assert log_probs.shape == (7, 3, V)
+    assert (log_probs.double().exp().sum(-1) - 1).abs().max() < 1e-4
+
+
+def test_a_compact_head_shares_its_bucket_evenly():
+    model = build("lstm", compact=True)
+    log_probs = model.log_probs(torch.tensor([[13], [198]]))[-1, 0]
+    bucket = torch.ones(V, dtype=torch.bool)
+    bucket[KEPT] = False
+    assert torch.allclose(log_probs[bucket], log_probs[bucket][0].expand(int(bucket.sum())))
+    class_log_probs = model(torch.tensor([[13], [198]]))[-1, 0].log_softmax(-1)
+    assert log_probs[bucket][0].item() == pytest.approx((class_log_probs[-1] - math.log(V - len(KEPT))).item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["full", "compact"])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_the_loss_is_the_full_vocabulary_cross_entropy(name, compact):
+    model = build(name, compact)
+    tokens = torch.randint(0, V, (9, 2))
+    tokens[3, 1] = 7  # an id outside the compact vocabulary: it costs a finite loss through the bucket
+    expected = -model.log_probs(tokens)[:-1].gather(-1, tokens[1:].unsqueeze(-1)).mean()
+    for fused in (True, False):
+        loss = model.next_token_loss(tokens, fused=fused)
+        assert torch.isfinite(loss)
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["full", "compact"])
+@pytest.mark.parametrize("name", ["kgram onehot", "lstm", "transformer", "transformer untied"])
+def test_fused_loss_equals_the_plain_loss_and_gradient(name, compact):
+    tokens = torch.randint(0, V, (12, 3))
+    mask = torch.ones(12, 3, dtype=torch.bool)
+    mask[8:, 1] = False  # a padded sequence, as the per-example path gives
+    results = {}
+    for fused in (True, False):
+        model = build(name, compact)
+        loss = model.next_token_loss(tokens, mask, fused=fused)
+        loss.backward()
+        results[fused] = (loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    (fused_loss, fused_grads), (plain_loss, plain_grads) = results[True], results[False]
+    assert (fused_loss - plain_loss).abs() <= 1e-5
+    for parameter, grad in plain_grads.items():
+        assert (fused_grads[parameter] - grad).abs().max() <= 1e-5, parameter
+
+
+def test_the_fused_loss_never_holds_the_whole_batchs_logits(monkeypatch):
+    model = build("transformer", compact=False)
+    shapes, linear = [], F.linear
+
+    def recording_linear(*args, **kwargs):
+        out = linear(*args, **kwargs)
+        shapes.append(tuple(out.shape))
+        return out
+
+    monkeypatch.setattr(h.heads.F, "linear", recording_linear)
+    monkeypatch.setattr(h.heads, "FUSED_CHUNK_ROWS", 10)
+    tokens = torch.randint(0, V, (16, 4))  # 60 positions
+    model.next_token_loss(tokens, fused=True).backward()
+    head_outputs = [shape for shape in shapes if shape[-1] == V]
+    assert head_outputs and max(rows for rows, _ in head_outputs) <= 10
+
+
+def test_compact_sampling_draws_only_what_the_model_can_produce_in_proportion():
+    model = build("lstm", compact=True).eval()
+    prompt = [13, 198]
+    log_probs = h.next_token_log_probs(model, prompt)
+    probs = log_probs.double().exp()
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.stack([h.sample_next_token(log_probs, generator=generator) for _ in range(20_000)])
+    bucket = torch.ones(V, dtype=torch.bool)
+    bucket[KEPT] = False
+    counts = torch.stack([(draws == i).sum() for i in KEPT] + [bucket[draws].sum()]).double()
+    expected = torch.cat([probs[KEPT], probs[bucket].sum().view(1)]) * len(draws)
+    chi_square = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi_square < 26.1, "9 degrees of freedom, p = 0.002"  # kept ids and the bucket, drawn in proportion
+    from_bucket = draws[bucket[draws]]
+    assert len(from_bucket.unique()) > 0.9 * len(from_bucket), "a bucket draw is any of its ids, uniformly"
+
+
+def test_greedy_and_nucleus_read_the_full_distribution():
+    """The bucket is many ids of tiny probability each, not one token: a nucleus never takes it whole."""
+    model = build("lstm", compact=True).eval()
+    for parameter in model.lm_head.parameters():
+        torch.nn.init.zeros_(parameter)  # every class equally likely: the bucket holds 1/10 of the mass
+    log_probs = h.next_token_log_probs(model, [13])
+    assert set(h.nucleus_mask(log_probs.exp(), 0.85).nonzero().flatten().tolist()) <= set(KEPT)
+    assert int(h.sample_next_token(log_probs, greedy=True)) in KEPT
+
+
+def test_vocabulary_from_a_corpus(enc):
+    stream = torch.tensor([5, 5, 9, 9, 9, 11]).numpy()
+    assert h.ids_seen([stream], V, min_count=1) == [5, 9, 11]
+    assert h.ids_seen([stream], V, min_count=2) == [5, 9]
+    with pytest.raises(ValueError, match="min_count=0"):
+        h.ids_seen([stream], V, min_count=0)
+    with pytest.raises(ValueError, match="--min_count"):
+        h.ids_seen([stream], V, min_count=4)
+    with pytest.raises(ValueError, match="at least one id"):
+        h.Vocabulary(V, [])
+
+
+def test_a_prompt_the_compact_model_never_saw_still_generates_and_says_so_once(enc, capsys):
+    model = build("transformer", compact=True)
+    text = h.generate_text(model, enc, "Zebras quietly", max_new_tokens=5, seed=0)
+    assert text.startswith("Zebras quietly") and len(text) > len("Zebras quietly")
+    err = capsys.readouterr().err
+    assert err.count("never saw") == 1 and "' quietly'" in err
