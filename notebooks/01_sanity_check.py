@@ -75,6 +75,15 @@ device = h.pick_device()
 print(f"preset {run.name}, device {h.describe_device(device)}")
 
 # %% [markdown]
+# What training will take: the memory each model this notebook trains needs at this preset's
+# sizes, estimated before any run (`h.estimate_training_memory`: weights, gradients, AdamW's
+# state, the activations kept for the backward pass, the logits; with the full vocabulary's
+# head, an upper bound for a compact one).
+
+# %%
+h.memory_table("01", run, h.resolve_precision("auto", device)).round(3)
+
+# %% [markdown]
 # ## 1. The tokenizer
 # GPT-2's byte-pair encoding has 50,257 tokens. Text becomes a list of token ids, and the ids
 # decode back to exactly the same text.

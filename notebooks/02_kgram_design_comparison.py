@@ -72,6 +72,15 @@ STEPS = min(20, run.train_steps)
 print(f"preset {run.name}, device {h.describe_device(device)}, {STEPS} steps per design")
 
 # %% [markdown]
+# What training will take: the memory each model this notebook trains needs at this preset's
+# sizes, estimated before any run (`h.estimate_training_memory`: weights, gradients, AdamW's
+# state, the activations kept for the backward pass, the logits; with the full vocabulary's
+# head, an upper bound for a compact one).
+
+# %%
+h.memory_table("02", run, h.resolve_precision("auto", device)).round(3)
+
+# %% [markdown]
 # ## 1. Which k tokens the model sees
 # The logits at position t predict token t+1 (that is how `compute_next_token_loss` pairs
 # them). So the window should be the k tokens *ending at t*: t-k+1 .. t, zero-padded before

@@ -76,6 +76,15 @@ enc = h.get_tokenizer()
 print(f"preset {run.name}, device {h.describe_device(device)}, Transformer scale {run.transformer_scale or 'full size'}")
 
 # %% [markdown]
+# What training will take: the memory each model this notebook trains needs at this preset's
+# sizes, estimated before any run (`h.estimate_training_memory`: weights, gradients, AdamW's
+# state, the activations kept for the backward pass, the logits; with the full vocabulary's
+# head, an upper bound for a compact one).
+
+# %%
+h.memory_table("03", run, h.resolve_precision("auto", device)).round(3)
+
+# %% [markdown]
 # ## 1. RMSNorm
 # Each block first normalizes its input. RMSNorm divides a vector by its root mean square,
 # x / sqrt(mean(x²) + ε), then scales it by a learned weight (LayerNorm also subtracts the mean
@@ -202,7 +211,8 @@ baselines = {
 }
 metrics = h.transformer_comparison(
     corpus, enc.n_vocab, preset=run.name, device=device, scale=run.transformer_scale, steps=run.train_steps,
-    batch_size=run.batch_size, seed=SEED, vocab_ids=vocab_ids, baselines=baselines,
+    batch_size=run.batch_size, seed=SEED, vocab_ids=vocab_ids, grad_accum_steps=run.grad_accum_steps,
+    baselines=baselines,
     cache_tokens=50 if run.name == "quick" else 200, prompt_ids=enc.encode(PROMPT),
     data=f"{h.CUSTOM_CORPUS} ({corpus.num_train_tokens:,} tokens, packed)", checkpoint_dir=h.CHECKPOINTS_DIR)
 h.transformer_metrics_table(metrics)

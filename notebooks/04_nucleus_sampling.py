@@ -68,6 +68,15 @@ num_samples = NUM_SAMPLES or (4 if run.name == "quick" else 8)
 print(f"preset {run.name}, device {h.describe_device(device)}")
 
 # %% [markdown]
+# What training will take: the memory each model this notebook trains needs at this preset's
+# sizes, estimated before any run (`h.estimate_training_memory`: weights, gradients, AdamW's
+# state, the activations kept for the backward pass, the logits; with the full vocabulary's
+# head, an upper bound for a compact one).
+
+# %%
+h.memory_table("04", run, h.resolve_precision("auto", device)).round(3)
+
+# %% [markdown]
 # ## 1. The models
 # Notebooks 01 to 03 saved their trained models in `artefacts/checkpoints/`. We load every
 # one that is there. The one to listen to is `writer`: the Transformer notebook 03 trained

@@ -78,6 +78,15 @@ enc = h.get_tokenizer()
 print(f"preset {run.name}, device {h.describe_device(device)}")
 
 # %% [markdown]
+# What training will take: the memory each model this notebook trains needs at this preset's
+# sizes, estimated before any run (`h.estimate_training_memory`: weights, gradients, AdamW's
+# state, the activations kept for the backward pass, the logits; with the full vocabulary's
+# head, an upper bound for a compact one).
+
+# %%
+h.memory_table("05", run, h.resolve_precision("auto", device)).round(3)
+
+# %% [markdown]
 # ## 1. The corpus
 # Every line of every `.txt` file is one example. Offline, TinyStories is skipped with a
 # one-line note and the run goes on with the custom text alone.

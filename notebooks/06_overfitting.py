@@ -65,6 +65,15 @@ max_steps = 20 if run.name == "quick" else 100
 print(f"preset {run.name}, device {h.describe_device(device)}, up to {max_steps} steps")
 
 # %% [markdown]
+# What training will take: the memory each model this notebook trains needs at this preset's
+# sizes, estimated before any run (`h.estimate_training_memory`: weights, gradients, AdamW's
+# state, the activations kept for the backward pass, the logits; with the full vocabulary's
+# head, an upper bound for a compact one).
+
+# %%
+h.memory_table("06", run, h.resolve_precision("auto", device)).round(3)
+
+# %% [markdown]
 # ## 1. The sweep
 # Held-out loss every 5 steps; a greedy sample from "The" every quarter of the run. Stored in
 # `artefacts/overfitting_sweep.json`.

@@ -73,6 +73,15 @@ enc = h.get_tokenizer()
 print(f"preset {run.name}, device {h.describe_device(device)}, {len(h.hparam_configs(run))} configs")
 
 # %% [markdown]
+# What training will take: the memory each model this notebook trains needs at this preset's
+# sizes, estimated before any run (`h.estimate_training_memory`: weights, gradients, AdamW's
+# state, the activations kept for the backward pass, the logits; with the full vocabulary's
+# head, an upper bound for a compact one).
+
+# %%
+h.memory_table("07", run, h.resolve_precision("auto", device)).round(3)
+
+# %% [markdown]
 # ## 1. The sweep
 # `depth` is the number of LSTM layers for the LSTM and the number of attention heads for GPT-oss.
 

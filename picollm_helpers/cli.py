@@ -11,6 +11,10 @@ It accepts the original starter's flags. A run is one of two kinds:
 
 Every choice has its own flag (--packing, --optimizer, --schedule, ...) that overrides the
 kind's default. Every flag is checked before any data is read or any model is built.
+
+Under torchrun (`torchrun --nproc_per_node N pico-llm.py ...`) the same command trains
+data-parallel: --batch_size is the global batch, shared among the processes, and only rank 0
+prints and writes.
 """
 
 from __future__ import annotations
@@ -18,23 +22,27 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+
+import torch
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .data import InputError, resolve_data_path, write_json_atomically
-from .device import pick_device, seed_everything
+from .device import PRECISIONS, is_main_process, pick_device, resolve_precision, seed_everything
 from .experiments import (artefact_path, kgram_comparison_table, kgram_design_comparison, provenance,
                           transformer_comparison, transformer_metrics_table)
 from .heads import vocab_ids_for
 from .models import KGramMLPSeqModel, MODEL_FAMILIES, build_model, count_parameters, describe_vocabulary
 from .packing import build_corpus
+from .parallel import (BACKENDS, DEFAULT_TIMEOUT_S, check_backend, launched_by_torchrun, launched_processes,
+                       start_data_parallel, stop_data_parallel)
 from .presets import RUN_PRESETS, TRANSFORMER_PRESETS, TransformerConfig, get_run_preset, transformer_config
 from .sampling import generate_text
 from .plots import ok_runs
 from .sweeps import CUSTOM_CORPUS, custom_data_sweep
 from .tokenizer import get_tokenizer
-from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, epoch_losses, run_summary, save_checkpoint,
-                       train_model)
+from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, check_batch_split, epoch_losses, run_summary,
+                       save_checkpoint, train_model)
 
 SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
 STARTER_EPOCHS = 3
@@ -127,9 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--grad_clip", type=float, default=None,
                           help=f"Clip the gradient norm to this (default {Recipe().grad_clip:g}); 0 turns it off "
                                "(the default in an epoch run).")
+    training.add_argument("--grad_accum_steps", type=int, default=1,
+                          help="Split each batch into this many micro-batches whose gradients add up: the same "
+                               "step in less memory.")
+    training.add_argument("--precision", choices=PRECISIONS, default="auto",
+                          help="Number format: auto is bf16 on CUDA GPUs that have it, fp16 (with a gradient "
+                               "scaler) on those that do not, fp32 on the CPU and MPS.")
+    training.add_argument("--compile", action="store_true",
+                          help="Compile the training step with torch.compile (falls back with a note where it "
+                               "fails).")
     training.add_argument("--seed", type=int, default=0, help="Seeds data draws, weights and samples.")
     training.add_argument("--device_id", default="cuda:0",
-                          help="Torch device; falls back to the CPU with a note when CUDA is absent.")
+                          help="Torch device; falls back to the CPU with a note when CUDA is absent. Under "
+                               "torchrun each process takes its own GPU (or the CPU).")
+    training.add_argument("--dist_backend", choices=BACKENDS, default="auto",
+                          help="Under torchrun: how processes exchange gradients (auto: NCCL on GPUs, gloo on CPUs).")
+    training.add_argument("--dist_timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                          help="Under torchrun: seconds a process waits for the others before the run ends with an "
+                               "error.")
     training.add_argument("--prompt", default="Once upon a", help="Text the samples continue.")
     training.add_argument("--max_new_tokens", type=int, default=20, help="Tokens generated per sample.")
 
@@ -181,7 +204,7 @@ def check_numbers(args) -> None:
     """Every number's range, named by its flag."""
     at_least_one = ["batch_size", "max_new_tokens", "embed_size", "kgram_k", "kgram_chunk_size", "min_count",
                     "num_epochs", "max_steps_per_epoch", "max_steps", "limit_custom_examples", "d_model",
-                    "n_blocks", "n_heads", "d_ff"]
+                    "n_blocks", "n_heads", "d_ff", "grad_accum_steps"]
     for name in at_least_one:
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -200,6 +223,9 @@ def check_numbers(args) -> None:
         fail(f"--train_seconds {args.train_seconds}: train_seconds must be above 0 (how long to train).")
     if not args.prompt:
         fail("--prompt is empty: give at least one character of text to continue.")
+    if not args.dist_timeout > 0:
+        fail(f"--dist_timeout {args.dist_timeout} must be above 0 seconds.")
+    check_batch_split(args.batch_size, args.grad_accum_steps, launched_processes())
 
 
 def check_paths(args) -> None:
@@ -266,7 +292,24 @@ def check_args(args) -> RunPlan:
     check_numbers(args)
     check_paths(args)
     check_transformer(args)
+    if launched_by_torchrun():
+        check_backend(args.dist_backend)
     return plan_run(args)
+
+
+def training_device(args) -> torch.device:
+    """The device this process trains on: its own under torchrun (joining the process group), else
+    the one asked for; the precision is checked against it before any work."""
+    device = start_data_parallel(args.dist_backend, args.dist_timeout) if launched_by_torchrun() \
+        else pick_device(args.device_id)
+    resolve_precision(args.precision, device)
+    return device
+
+
+def say(message: str = "") -> None:
+    """Print, from the main process only (rank 0 of a data-parallel run)."""
+    if is_main_process():
+        print(message)
 
 
 # ---------------------------------------------------------------- training and reporting
@@ -307,29 +350,31 @@ def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, voca
     label = model_label(family, args)
     data = (f"{corpus.num_train_tokens:,} training tokens, packed" if corpus.packed
             else f"{corpus.num_train} training sequences")
-    print(f"\n== {label}: {count_parameters(model):,} parameters, vocabulary {describe_vocabulary(model)}, "
+    say(f"\n== {label}: {count_parameters(model):,} parameters, vocabulary {describe_vocabulary(model)}, "
           f"{data}, device {device}")
     budget = run_budget(plan, corpus, args.batch_size)
     history = train_model(model, corpus, batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed,
+                          precision=args.precision, grad_accum_steps=args.grad_accum_steps, compile=args.compile,
                           name=label, **budget)
     if plan.counted_in_epochs:
         for epoch, loss in epoch_losses(history).items():
-            print(f"epoch {epoch}: loss {loss:.4f}")
+            say(f"epoch {epoch}: loss {loss:.4f}")
     summary = run_summary(history)
-    print(f"{summary['steps']} steps, {summary['tokens_seen']:,} tokens in {summary['train_seconds']:.2f} s of "
+    say(f"{summary['steps']} steps, {summary['tokens_seen']:,} tokens in {summary['train_seconds']:.2f} s of "
           f"training: {summary['tokens_per_s']:,.0f} tokens/s; final training loss {summary['train_loss']:.4f}")
-    print(f"samples from {args.prompt!r}:")
+    say(f"samples from {args.prompt!r}:")
     samples = {}
-    for setting, top_p in SAMPLE_SETTINGS:
+    for setting, top_p in SAMPLE_SETTINGS if is_main_process() else ():
         samples[setting] = generate_text(model, enc, args.prompt, args.max_new_tokens, top_p=top_p, seed=args.seed)
-        print(f"  {setting:<11} {samples[setting]!r}")
+        say(f"  {setting:<11} {samples[setting]!r}")
     if summary["heldout_loss"] is not None:
-        print(f"held-out loss: {summary['heldout_loss']:.4f} nats/token ({corpus.num_heldout_tokens:,} tokens)"
+        say(f"held-out loss: {summary['heldout_loss']:.4f} nats/token ({corpus.num_heldout_tokens:,} tokens)"
               if corpus.packed else f"test loss: {summary['heldout_loss']:.4f}")
     if args.save_checkpoint:
         path = checkpoint_path(args, label)
-        save_checkpoint(model, path, trained_on=describe_data(args), steps=summary["steps"])
-        print(f"saved {path}")
+        save_checkpoint(model, path, trained_on=describe_data(args), steps=summary["steps"],
+                        precision=summary["precision"])
+        say(f"saved {path}")
     return {**summary, "samples": samples, "model": {"family": family, "parameters": count_parameters(model),
                                                      "vocabulary": describe_vocabulary(model), **model.config}}
 
@@ -350,7 +395,7 @@ def write_metrics(args, plan: RunPlan, device, runs: dict) -> None:
         "steps_per_epoch": plan.steps_per_epoch}}
     body = next(iter(runs.values())) if len(runs) == 1 else {"models": runs}
     write_json_atomically(args.metrics_json, {**provenance(device), **body, "config": config})
-    print(f"wrote {args.metrics_json}")
+    say(f"wrote {args.metrics_json}")
 
 
 # ---------------------------------------------------------------- the notebooks' experiments
@@ -364,9 +409,9 @@ def compare_kgram_designs(args, plan: RunPlan, corpus, enc, device) -> None:
         corpus, enc.n_vocab, preset="command line", device=device, k=args.kgram_k, embed_size=args.embed_size,
         num_inner_layers=args.num_inner_mlp_layers, recipe=plan.recipe, batch_size=args.batch_size, steps=steps,
         seed=args.seed, data=describe_data(args))
-    print(f"\n== k-gram designs, {steps} steps each (batch {args.batch_size})")
-    print(kgram_comparison_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
-    print(f"wrote {artefact_path('kgram_comparison')}")
+    say(f"\n== k-gram designs, {steps} steps each (batch {args.batch_size})")
+    say(kgram_comparison_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
+    say(f"wrote {artefact_path('kgram_comparison')}")
 
 
 def collect_transformer_metrics(args, plan: RunPlan, corpus, enc, device) -> None:
@@ -378,9 +423,9 @@ def collect_transformer_metrics(args, plan: RunPlan, corpus, enc, device) -> Non
         corpus, enc.n_vocab, preset=run.name, device=device, scale=run.transformer_scale, steps=steps,
         batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed, vocab_ids=corpus_vocab_ids(args, corpus),
         baselines={"LSTM": lstm}, prompt_ids=enc.encode(args.prompt), data=describe_data(args))
-    print(f"\n== Transformer presets ({run.name} scale {run.transformer_scale or 'full size'}), {steps} steps each")
-    print(transformer_metrics_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
-    print(f"wrote {artefact_path('transformer_metrics')}")
+    say(f"\n== Transformer presets ({run.name} scale {run.transformer_scale or 'full size'}), {steps} steps each")
+    say(transformer_metrics_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
+    say(f"wrote {artefact_path('transformer_metrics')}")
 
 
 def run_custom_sweep(args, enc, device) -> None:
@@ -388,8 +433,8 @@ def run_custom_sweep(args, enc, device) -> None:
     run = get_run_preset(args.preset)
     artefact = custom_data_sweep(enc, run, device=device, input_dir=args.input_dir or CUSTOM_CORPUS,
                                  prompt=args.prompt, seed=args.seed, path=args.custom_sweep_log)
-    print(ok_runs(artefact)[["model", "sequences", "final_loss", "tokens_per_s"]].to_string(index=False))
-    print(f"wrote {args.custom_sweep_log}")
+    say(ok_runs(artefact)[["model", "sequences", "final_loss", "tokens_per_s"]].to_string(index=False))
+    say(f"wrote {args.custom_sweep_log}")
 
 
 def corpus_vocab_ids(args, corpus) -> list[int] | None:
@@ -400,7 +445,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         plan = check_args(args)
-        device = pick_device(args.device_id)
+        device = training_device(args)
         enc = get_tokenizer()
         seed_everything(args.seed)
         corpus = build_corpus(
@@ -427,4 +472,6 @@ def main(argv=None) -> int:
     except (InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        stop_data_parallel()
     return 0

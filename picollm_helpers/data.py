@@ -23,14 +23,11 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .presets import DATA_DIR
+from .device import is_main_process
+from .presets import DATA_DIR, InputError
 
 TINYSTORIES_HUB_ID = "roneneldan/TinyStories"
 STORY_SEPARATOR = "<|endoftext|>"
-
-
-class InputError(ValueError):
-    """Bad input from the user. The message names the input and says how to fix it."""
 
 
 def warn(message: str) -> None:
@@ -377,8 +374,13 @@ def build_example_corpus(enc, block_size: int, *, tinystories_weight: float = 0.
 
 
 def write_json_atomically(path: str | os.PathLike, payload) -> Path:
-    """Write JSON to a temporary file beside `path`, then rename: never a half-written file."""
+    """Write JSON to a temporary file beside `path`, then rename: never a half-written file.
+
+    In a data-parallel run only the main process writes; the others return the path alone.
+    """
     path = Path(path)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")

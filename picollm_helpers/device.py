@@ -1,7 +1,9 @@
-"""Section 2. Device and seeds: where tensors live, and how to make a run repeatable."""
+"""Section 2. Device, precision and seeds: where tensors live, in which number format, and how to
+make a run repeatable; and which process of a data-parallel run this is."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import random
@@ -9,6 +11,11 @@ import sys
 
 import numpy as np
 import torch
+
+from .presets import InputError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 GLIBC_M_TRIM_THRESHOLD, GLIBC_M_MMAP_THRESHOLD = -1, -3
 KEEP_UP_TO_BYTES = 1 << 30
@@ -64,6 +71,55 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
+
+
+def resolve_precision(requested: str, device) -> str:
+    """The number format a run computes in.
+
+    auto: bf16 on a CUDA GPU that has it (A100, L4, H100), fp16 on one that does not (T4, V100),
+    and fp32 on the CPU and on Apple's MPS. Asking for what the device cannot do is an error
+    that names the flag and what to use instead.
+    """
+    device = torch.device(device)
+    if requested not in PRECISIONS:
+        raise InputError(f"--precision {requested!r}: choose one of {', '.join(PRECISIONS)}.")
+    if requested == "auto":
+        if device.type != "cuda":
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise InputError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; use "
+                         "--precision fp16 (trained with a gradient scaler) or --precision auto.")
+    if requested != "fp32" and device.type == "mps":
+        raise InputError(f"--precision {requested}: mixed precision is not supported on Apple's MPS here; "
+                         "use --precision fp32 (or auto).")
+    if requested == "fp16" and device.type != "cuda":
+        raise InputError(f"--precision fp16 needs a CUDA GPU, where a gradient scaler keeps it stable; on the "
+                         f"{device.type.upper()} use --precision bf16 or fp32.")
+    return requested
+
+
+def autocast(device, precision: str):
+    """The context that computes in `precision`: matrix products in bf16 or fp16 and the rest in fp32
+    (torch's autocast), or plain fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=AUTOCAST_DTYPES[precision])
+
+
+def process_rank() -> int:
+    """This process's rank in a data-parallel run (torchrun), 0 when it runs alone."""
+    return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+
+
+def process_count() -> int:
+    """How many processes train together (torchrun's world size), 1 when this one runs alone."""
+    return torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """Whether this process prints progress and writes artefacts and checkpoints: rank 0, or the only one."""
+    return process_rank() == 0
 
 
 def seed_everything(seed: int) -> None:

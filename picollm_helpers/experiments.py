@@ -101,7 +101,7 @@ def summarize_history(history, model) -> dict:
     return {"final_loss": float(history["loss"].iloc[-1]), "final_loss_mean_last_fifth": float(tail.mean()),
             "average_loss": float(history["loss"].mean()),
             "tokens_per_s": float(timed["tokens"].sum() / seconds.sum()),
-            "wall_s": float(history["elapsed_s"].iloc[-1]), "parameters": count_parameters(model)}
+            "wall_s": float(history["elapsed_s"].iloc[-1]), "parameters": count_parameters(model), **history.attrs}
 
 
 # ---------------------------------------------------------------- what a sample reads like
@@ -261,8 +261,8 @@ def cache_speedup(model, prompt_ids: list[int], new_tokens: int = 200) -> dict:
 
 def transformer_comparison(corpus, vocab_size: int, *, preset: str, device, scale: dict, steps: int,
                            batch_size: int, recipe: Recipe = Recipe(), seed: int = 0, vocab_ids: list[int] | None = None,
-                           baselines: dict | None = None, cache_tokens: int = 200, prompt_ids: list[int] = (0,),
-                           data: str = "", checkpoint_dir: Path | None = None) -> dict:
+                           grad_accum_steps: int = 1, baselines: dict | None = None, cache_tokens: int = 200,
+                           prompt_ids: list[int] = (0,), data: str = "", checkpoint_dir: Path | None = None) -> dict:
     """Train every Transformer preset (shrunk by `scale`) and the baselines alike; time the KV cache.
 
     `baselines` maps a name to (family, config) for the models to compare with, e.g. the LSTM
@@ -282,7 +282,7 @@ def transformer_comparison(corpus, vocab_size: int, *, preset: str, device, scal
         seed_everything(seed)
         model = build_model(family, **config, vocab_ids=vocab_ids).to(device)
         history = train_model(model, corpus, max_steps=steps, batch_size=batch_size, recipe=recipe, seed=seed,
-                              name=name)
+                              grad_accum_steps=grad_accum_steps, name=name)
         rows[name] = {"family": family, **summarize_history(history, model)}
         histories.append(history)
         if family == "transformer":
@@ -355,7 +355,8 @@ def train_writer(enc, run: RunPreset, *, device, tinystories_path=None, input_di
     model = build_model("transformer", **asdict(config),
                         vocab_ids=vocab_ids_for(corpus, run.vocab, run.min_count)).to(device)
     history = train_model(model, corpus, max_steps=run.writer_steps, batch_size=run.batch_size, seed=seed,
-                          eval_every=max(1, run.writer_steps // 10), name="pico Transformer")
+                          grad_accum_steps=run.grad_accum_steps, eval_every=max(1, run.writer_steps // 10),
+                          name="the writer")
     words, word_list = reading_words(corpus, enc)
     writing = measure_writing(model, enc, prompt, list(seeds), max_new_tokens, words)
     data = ", ".join(stream.name for stream in corpus.train)

@@ -198,11 +198,11 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
             probs = logits.softmax(dim=-1)
             total += (target_nats(logits, probs, t) * w).sum()
             del logits
-            if needs_grad:
+            if needs_grad:  # under autocast the products below run in its precision, the sums in fp32
                 probs[torch.arange(len(t), device=t.device), t] -= 1.0  # softmax - onehot
-                probs, w = probs.to(h.dtype), w.unsqueeze(1).to(h.dtype)
+                w = w.unsqueeze(1)
                 grad_hidden[rows] = (probs @ weight) * w
-                grad_weight.addmm_(probs.T, h * w)
+                grad_weight += probs.T @ (h * w)
                 if grad_bias is not None:
                     grad_bias += w.squeeze(1) @ probs
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)

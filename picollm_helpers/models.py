@@ -325,14 +325,18 @@ class CausalSelfAttention(nn.Module):
             q, k = self.rotary(q, start), self.rotary(k, start)
         if cache is not None:
             k, v = cache.update(self.block_index, k, v)
-        mask = causal_mask(q.shape[-2], k.shape[-2], x.device)
         if return_weights:
-            weights = attention_weights(q, repeat_kv(k, self.n_heads), mask)
+            weights = attention_weights(q, repeat_kv(k, self.n_heads), causal_mask(q.shape[-2], k.shape[-2], x.device))
             y = weights @ repeat_kv(v, self.n_heads)
         else:
             weights = None
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.kv_heads != self.n_heads,
-                                               dropout_p=self.dropout if self.training else 0.0)
+            # Without a cache the mask is the plain causal one: saying so lets torch pick its fused
+            # kernels (flash attention), which never store the (seq x seq) scores.
+            whole = q.shape[-2] == k.shape[-2]
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=None if whole else causal_mask(q.shape[-2], k.shape[-2], x.device),
+                is_causal=whole, enable_gqa=self.kv_heads != self.n_heads,
+                dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(x.shape)
         return (self.out(y), weights) if return_weights else self.out(y)
 

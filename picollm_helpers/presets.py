@@ -30,6 +30,10 @@ CHECKPOINTS_DIR = ARTEFACTS_DIR / "checkpoints"
 PRESET_ENV_VAR = "PICOLLM_PRESET"
 
 
+class InputError(ValueError):
+    """Bad input from the user. The message names the input and says how to fix it."""
+
+
 MAX_TRANSFORMER_BLOCKS = 10
 
 
@@ -140,6 +144,7 @@ class RunPreset:
     min_count: int = 1  # with a compact head, how often an id must occur in the training text
     transformer: TransformerConfig = field(default_factory=TransformerConfig)  # the preset's own Transformer
     writer_steps: int = 400  # steps that train the preset's Transformer to write (notebook 03's writer)
+    grad_accum_steps: int = 1  # micro-batches per step: the same batch in less memory
 
 
 RUN_PRESETS = {
@@ -168,6 +173,7 @@ RUN_PRESETS = {
         transformer=TransformerConfig(d_model=384, n_heads=6, n_blocks=6, d_ff=1536, norm="layernorm",
                                       max_seq_len=256),
         writer_steps=3_000,
+        grad_accum_steps=4,  # keeps every notebook's largest model within a 16 GB GPU (estimate_training_memory)
     ),
 }
 

@@ -145,7 +145,7 @@ def custom_data_sweep(enc, run: RunPreset, *, device, sizes=(3, 63, 123, 185), s
         seed_everything(seed)
         model = sweep_model(config["model"], corpus, run).to(device)
         history = train_model(model, corpus, max_steps=steps, batch_size=run.batch_size, seed=seed,
-                              name=f"{config['model']}, {config['sequences']} sequences")
+                              grad_accum_steps=run.grad_accum_steps, name=f"{config['model']}, {config['sequences']} sequences")
         sample = generate_text(model, enc, prompt, max_new_tokens=20, top_p=0.9, seed=seed)
         return {**summarize_history(history, model), "train_tokens": corpus.num_train_tokens, "sample": sample,
                 "corpus_word_fraction": word_share(sample[len(prompt):], corpus_words)}
@@ -168,7 +168,8 @@ def training_budget_sweep(enc, run: RunPreset, *, device, steps_per_epoch=(1, 3,
         seed_everything(seed)
         model = sweep_model(config["model"], corpus, run).to(device)
         history = train_model(model, corpus, max_steps=epochs * config["steps_per_epoch"], batch_size=run.batch_size,
-                              seed=seed, name=f"{config['model']}, {config['steps_per_epoch']} steps/epoch")
+                              seed=seed, grad_accum_steps=run.grad_accum_steps,
+                              name=f"{config['model']}, {config['steps_per_epoch']} steps/epoch")
         return {**summarize_history(history, model), "final_test_loss": float(history["test_loss"].dropna().iloc[-1])}
 
     configs = [{"model": model, "steps_per_epoch": n} for model in SWEEP_MODELS for n in steps_per_epoch]
@@ -207,7 +208,8 @@ def overfitting_sweep(enc, run: RunPreset, *, device, sequences: int = 40, max_s
                     prompt_ids + enc.encode_ordinary(text[len(prompt):]), corpus.train_streams())})
 
         history = train_model(model, corpus, max_steps=max_steps, batch_size=run.batch_size, seed=seed,
-                              eval_every=eval_every, on_eval=take_sample, name=config["model"])
+                              grad_accum_steps=run.grad_accum_steps, eval_every=eval_every, on_eval=take_sample,
+                              name=config["model"])
         evaluated = history.dropna(subset=["test_loss"])
         best = evaluated.loc[evaluated["test_loss"].idxmin()]
         return {"history": history[["step", "loss", "test_loss"]].to_dict(orient="records"),
@@ -278,7 +280,8 @@ def hparam_sweep(enc, run: RunPreset, *, device, steps: int | None = None, test_
                             num_layers=config["depth"] if lstm else 1, n_heads=None if lstm else config["depth"],
                             max_seq_len=max(256, config["block_size"])).to(device)
         history = train_model(model, corpus, max_steps=steps, batch_size=batch_size, seed=seed,
-                              recipe=Recipe(learning_rate=config["learning_rate"]), name=config_key(config))
+                              grad_accum_steps=run.grad_accum_steps, recipe=Recipe(learning_rate=config["learning_rate"]),
+                              name=config_key(config))
         return {**summarize_history(history, model), "final_test_loss": float(history["test_loss"].dropna().iloc[-1]),
                 "sample": generate_text(model, enc, prompt, max_new_tokens=20, top_p=0.9, seed=seed)}
 

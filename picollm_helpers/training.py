@@ -8,10 +8,17 @@ rate, which the course notes' runs use.
 A run is as long as its budget: `max_steps` optimizer steps, or `train_seconds` of training
 (evaluation not counted), in which case the step count the cosine spans is estimated from the
 time the steps take, and corrected after every step.
+
+A step can compute in bf16 or fp16 (autocast; fp16 with a gradient scaler), split its batch
+into micro-batches whose gradients add up (gradient accumulation, which bounds memory), run a
+torch.compile'd loss, and share its batch among the processes of a data-parallel run
+(torchrun): every process draws the same global batch from the seed and trains on its own
+slice, so N processes follow the trajectory of one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -20,9 +27,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .data import InputError
+from .data import InputError, note
+from .device import autocast, is_main_process, process_count, process_rank, resolve_precision
 from .models import TransformerModel, build_model, family_of
 from .tokenizer import TOKENIZER_NAME
 
@@ -138,7 +148,8 @@ class Schedule:
         return recipe.learning_rate * (recipe.min_lr_ratio + (1.0 - recipe.min_lr_ratio) * cosine)
 
 
-def check_budget(max_steps: int | None, train_seconds: float | None, batch_size: int) -> None:
+def check_budget(max_steps: int | None, train_seconds: float | None, batch_size: int,
+                 grad_accum_steps: int = 1) -> None:
     if (max_steps is None) == (train_seconds is None):
         raise InputError("Give one budget: max_steps (--max_steps) or train_seconds (--train_seconds).")
     if max_steps is not None and max_steps < 1:
@@ -146,8 +157,20 @@ def check_budget(max_steps: int | None, train_seconds: float | None, batch_size:
     if train_seconds is not None and not train_seconds > 0:
         raise InputError(f"train_seconds={train_seconds} (--train_seconds) must be above 0: "
                          "it is how many seconds of training to run.")
-    if batch_size < 1:
-        raise InputError(f"batch_size={batch_size} (--batch_size) must be at least 1.")
+    if batch_size < 1 or grad_accum_steps < 1:
+        raise InputError(f"batch_size={batch_size} (--batch_size) and grad_accum_steps={grad_accum_steps} "
+                         "(--grad_accum_steps) must be at least 1.")
+    check_batch_split(batch_size, grad_accum_steps, process_count())
+
+
+def check_batch_split(batch_size: int, grad_accum_steps: int, processes: int) -> None:
+    """The batch must share out evenly: among the processes, then into micro-batches."""
+    if batch_size % (processes * grad_accum_steps):
+        parts = " x ".join(part for part in (f"{processes} processes" if processes > 1 else "",
+                                             f"{grad_accum_steps} micro-batches" if grad_accum_steps > 1 else "")
+                           if part)
+        raise InputError(f"--batch_size {batch_size} does not split evenly into {parts}: use a multiple of "
+                         f"{processes * grad_accum_steps}, or change --grad_accum_steps or the number of processes.")
 
 
 def check_context(model: torch.nn.Module, block_size: int) -> None:
@@ -168,19 +191,102 @@ def default_fused_loss(device: torch.device) -> bool:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, corpus, batch_size: int = EVAL_BATCH_SIZE) -> float:
-    """Mean full-vocabulary nats per held-out token, every held-out target counted once (NaN if none)."""
+def evaluate(model: torch.nn.Module, corpus, batch_size: int = EVAL_BATCH_SIZE, precision: str = "fp32") -> float:
+    """Mean full-vocabulary nats per held-out token, every held-out target counted once (NaN if none).
+
+    In a data-parallel run each process evaluates its share of the batches and the sums are added up.
+    """
     device = model_device(model)
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
-    for tokens, mask in corpus.heldout_batches(batch_size):
+    rank, processes = process_rank(), process_count()
+    sums = torch.zeros(2, dtype=torch.float64, device=device)  # nats, targets
+    for index, (tokens, mask) in enumerate(corpus.heldout_batches(batch_size)):
+        if index % processes != rank:
+            continue
         tokens, mask = tokens.to(device), None if mask is None else mask.to(device)
         targets = targets_in(tokens, mask)
-        total += float(model.next_token_loss(tokens, mask, fused=True)) * targets
-        count += targets
+        with autocast(device, precision):
+            sums[0] += float(model.next_token_loss(tokens, mask, fused=True)) * targets
+        sums[1] += targets
+    if processes > 1:
+        dist.all_reduce(sums)
     model.train(was_training)
-    return total / count if count else math.nan
+    return float(sums[0] / sums[1]) if sums[1] else math.nan
+
+
+class StepLoss(torch.nn.Module):
+    """A model's training loss as a module's forward, so that DistributedDataParallel and
+    torch.compile can wrap it (both work on `forward`)."""
+
+    def __init__(self, model: torch.nn.Module, fused: bool):
+        super().__init__()
+        self.model, self.fused = model, fused
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.next_token_loss(tokens, mask, fused=self.fused)
+
+
+def training_loss(model: torch.nn.Module, fused: bool, compile: bool) -> torch.nn.Module:
+    """The module that computes the training loss: the model's, shared among processes by DDP in a
+    data-parallel run, compiled with torch.compile when asked."""
+    loss = StepLoss(model, fused)
+    if process_count() > 1:
+        device = model_device(model)
+        loss = DistributedDataParallel(loss, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(loss) if compile else loss
+
+
+def micro_batches(tokens: torch.Tensor, mask: torch.Tensor | None, grad_accum_steps: int):
+    """This process's slice of the global batch (its columns), split into grad_accum_steps micro-batches."""
+    rank, processes = process_rank(), process_count()
+    share = tokens.shape[1] // processes
+    columns = slice(rank * share, (rank + 1) * share)
+    tokens, mask = tokens[:, columns], None if mask is None else mask[:, columns]
+    return [(part, None if mask is None else mask[:, start:start + part.shape[1]])
+            for start, part in zip(range(0, share, share // grad_accum_steps),
+                                   tokens.split(share // grad_accum_steps, dim=1))]
+
+
+def take_step(loss_module, optimizer, scaler, parts, recipe: Recipe, precision: str, device) -> torch.Tensor:
+    """One optimizer step over this process's micro-batches; the step's mean loss over the global batch.
+
+    Each micro-batch's mean loss is weighted by its share of the global batch's targets, so that
+    the summed gradient is that of the global mean, whatever the micro-batches and processes
+    (DDP averages gradients over processes, hence the factor of process_count()).
+    """
+    counts = torch.tensor([targets_in(tokens, mask) for tokens, mask in parts], dtype=torch.float64, device=device)
+    total = counts.sum()
+    if process_count() > 1:
+        dist.all_reduce(total)
+    weighted = torch.zeros((), dtype=torch.float64, device=device)
+    optimizer.zero_grad(set_to_none=True)
+    for index, ((tokens, mask), count) in enumerate(zip(parts, counts)):
+        last = index == len(parts) - 1
+        with autocast(device, precision), synchronized_if(loss_module, last):
+            loss = loss_module(tokens, mask)
+            scaler.scale(loss * float(count * process_count() / total)).backward()
+        weighted += loss.detach().double() * count
+    if recipe.grad_clip is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(optimizer_parameters(optimizer), recipe.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    if process_count() > 1:
+        dist.all_reduce(weighted)
+    return weighted / total
+
+
+def synchronized_if(loss_module, last_micro_batch: bool):
+    """DDP's gradient exchange only after the last micro-batch of a step (no_sync before it)."""
+    ddp = getattr(loss_module, "_orig_mod", loss_module)
+    if isinstance(ddp, DistributedDataParallel) and not last_micro_batch:
+        return ddp.no_sync()
+    return contextlib.nullcontext()
+
+
+def optimizer_parameters(optimizer) -> list[torch.nn.Parameter]:
+    return [parameter for group in optimizer.param_groups for parameter in group["params"]]
 
 
 class Progress:
@@ -204,33 +310,42 @@ class Progress:
 def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_steps: int | None = None,
                 train_seconds: float | None = None, recipe: Recipe = Recipe(), steps_per_epoch: int | None = None,
                 eval_every: int | None = None, eval_every_seconds: float | None = None,
-                fused_loss: bool | None = None, seed: int = 0, heldout=None, on_eval=None,
-                name: str | None = None, progress: bool = True) -> pd.DataFrame:
+                fused_loss: bool | None = None, precision: str = "auto", grad_accum_steps: int = 1,
+                compile: bool = False, seed: int = 0, heldout=None, on_eval=None, name: str | None = None,
+                progress: bool = True) -> pd.DataFrame:
     """Train on a corpus (packed or per-example) within a budget; return one row per optimizer step.
 
     Columns: model, epoch, step, loss (training, full-vocabulary nats), tokens (targets in the
     step), tokens_per_s, elapsed_s (training time so far, evaluation excluded), learning_rate
     and test_loss (held-out, every eval_every steps or eval_every_seconds of training, and
-    after the last step; NaN elsewhere). The held-out part is `heldout`'s (another corpus, so
-    that runs on different data paths are measured alike) or else the corpus's own.
+    after the last step; NaN elsewhere); `history.attrs` holds how it trained (precision,
+    processes, grad_accum_steps, compiled). The held-out part is `heldout`'s (another corpus,
+    so that runs on different data paths are measured alike) or else the corpus's own.
     `on_eval(step, model)`, if given, is called at those same points (a sample, say), outside
     the timed training. Batches are drawn from `seed`; the same seed and max_steps give the
     same losses. `steps_per_epoch` numbers epochs as the starter did.
+
+    batch_size is the global batch: shared among the processes of a data-parallel run and
+    split into grad_accum_steps micro-batches, with the same result up to float rounding.
+    precision is resolved for the device ("auto": bf16 or fp16 on CUDA, fp32 elsewhere).
     """
-    check_budget(max_steps, train_seconds, batch_size)
+    check_budget(max_steps, train_seconds, batch_size, grad_accum_steps)
     check_context(model, corpus.block_size)
     name = name or family_of(model)
     device = model_device(model)
+    precision = resolve_precision(precision, device)
     fused_loss = default_fused_loss(device) if fused_loss is None else fused_loss
     optimizer = make_optimizer(model, recipe)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     schedule = Schedule(recipe, max_steps, train_seconds)
     heldout = heldout or corpus
+    loss_module = training_loss(model, fused_loss, compile)
     # Only the per-example corpus draws by epochs (the starter's); a packed one draws windows for ever,
     # and steps_per_epoch only numbers its steps.
     batches = (corpus.train_batches(batch_size, seed) if corpus.packed
                else corpus.train_batches(batch_size, seed, steps_per_epoch))
     rows, step_seconds, next_eval_s = [], [], eval_every_seconds
-    bar = Progress(name, max_steps, train_seconds, progress)
+    bar = Progress(name, max_steps, train_seconds, progress and is_main_process())
     model.train()
     while True:
         step = len(rows)
@@ -240,21 +355,25 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
         learning_rate = schedule.rate(step)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
-        loss = model.next_token_loss(tokens, mask, fused=fused_loss)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if recipe.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        optimizer.step()
+        parts = micro_batches(tokens, mask, grad_accum_steps)
+        try:
+            loss = take_step(loss_module, optimizer, scaler, parts, recipe, precision, device)
+        except Exception as error:  # noqa: BLE001 (torch.compile raises many kinds, all on the first step)
+            if not compile or step:
+                raise
+            note(f"Note: --compile failed on this machine ({type(error).__name__}); training without it.")
+            loss_module, compile = training_loss(model, fused_loss, compile=False), False
+            loss = take_step(loss_module, optimizer, scaler, parts, recipe, precision, device)
         loss_value = loss.item()  # waits for the device, so the timing is honest
-        step_seconds.append(time.perf_counter() - started)
+        step_seconds.append(shared_seconds(time.perf_counter() - started, device))
         schedule.update(step + 1, step_seconds)
         elapsed = sum(step_seconds)
         done = step + 1 >= max_steps if max_steps is not None else elapsed >= train_seconds
         due = bool(eval_every and (step + 1) % eval_every == 0)
         if next_eval_s is not None and elapsed >= next_eval_s:
             due, next_eval_s = True, next_eval_s + eval_every_seconds
-        test_loss = evaluate(model, heldout) if heldout.has_heldout and (due or done) else math.nan
+        test_loss = evaluate(model, heldout, precision=precision) if heldout.has_heldout and (due or done) \
+            else math.nan
         if on_eval is not None and (due or done):
             on_eval(step + 1, model)
         count = targets_in(tokens, mask)
@@ -265,7 +384,20 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
         if done:
             break
     bar.close()
-    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    history.attrs.update(precision=precision, processes=process_count(), grad_accum_steps=grad_accum_steps,
+                         compiled=compile)
+    return history
+
+
+def shared_seconds(seconds: float, device) -> float:
+    """A step's time, the same in every process of a data-parallel run (their mean), so that all of
+    them plan the same schedule and stop at the same step."""
+    if process_count() == 1:
+        return seconds
+    total = torch.tensor([seconds], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return float(total) / process_count()
 
 
 def epoch_losses(history: pd.DataFrame) -> pd.Series:
@@ -280,15 +412,18 @@ def run_summary(history: pd.DataFrame) -> dict:
     return {"heldout_loss": float(tested.iloc[-1]) if len(tested) else None,
             "train_loss": float(history["loss"].iloc[-1]), "steps": int(history["step"].iloc[-1]),
             "tokens_seen": int(history["tokens"].sum()), "tokens_per_s": float(history["tokens"].sum() / seconds),
-            "train_seconds": seconds}
+            "train_seconds": seconds, **history.attrs}
 
 
 # ---------------------------------------------------------------- checkpoints
 
 
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, **metadata) -> Path:
-    """Weights plus what rebuilds the model (family, config, vocabulary, tokenizer), written atomically."""
+    """Weights plus what rebuilds the model (family, config, vocabulary, tokenizer), written atomically
+    (by the main process alone in a data-parallel run)."""
     path = Path(path)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"family": family_of(model), "config": model.config, "vocab_ids": model.vocabulary.ids(),
                "tokenizer": TOKENIZER_NAME, "state_dict": model.state_dict(), "metadata": metadata}

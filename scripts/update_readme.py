@@ -167,10 +167,30 @@ def write_setup_cells() -> None:
         jupytext.write(notebook, path.with_suffix(".py"), fmt="py:percent")
 
 
+def throughput_section() -> str:
+    """The throughput figures of every device measured: the CPU's, and a GPU's where one was at hand."""
+    runs = [artefact(path.stem) for path in sorted((ROOT / "artefacts").glob("throughput_*.json"))]
+    if not any(run.get("device", "").startswith("cuda") for run in runs):
+        runs.append({})
+    sections = []
+    for run in runs:
+        if not run:
+            sections.append("No GPU has been measured yet: on one, `python benchmarks/throughput.py` writes "
+                            "`artefacts/throughput_cuda.json`, and this README shows it.")
+            continue
+        table = h.throughput_table(run)[["tokens_per_s", "mfu"]].rename(columns={"tokens_per_s": "tokens/s",
+                                                                                  "mfu": "MFU"})
+        table.index = [" · ".join(index) for index in table.index]
+        scale = "full size" if run["preset"] == "gpu" else "the cpu preset's scale"
+        sections.append(f"On {run['device']}, at {scale}:\n\n{markdown_table(table, ',.3f')}\n\n"
+                        f"{stamp(run, 'python benchmarks/throughput.py')}")
+    return "\n\n".join(sections)
+
+
 def filled(readme: str) -> str:
     sections = (("notebook-table", notebook_table()), ("colab-badges", colab_badges()),
                 ("learning-speed", learning_speed_section()), ("recipe", recipe_section()),
-                ("fused-loss", fused_loss_section()))
+                ("fused-loss", fused_loss_section()), ("throughput", throughput_section()))
     for marker, body in sections:
         pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.DOTALL)
         readme = pattern.sub(lambda match: f"{match.group(1)}{body}\n{match.group(2)}", readme)

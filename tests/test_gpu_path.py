@@ -1,0 +1,212 @@
+"""The GPU path, tested where it can be on the CPU: precision, gradient accumulation, torch.compile, the memory
+estimate, and data-parallel training with torchrun (two gloo processes)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+import pytest
+import torch
+
+import picollm_helpers as h
+from conftest import ROOT
+
+TINY = dict(d_model=32, n_heads=2, n_blocks=2, d_ff=64, max_seq_len=32)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+@pytest.fixture(scope="module")
+def corpus(enc):
+    return h.build_corpus(enc, 16, tinystories_weight=0.0, input_dir=h.CUSTOM_CORPUS, test_fraction=0.1, seed=0)
+
+
+def trained(corpus, steps=3, seed=0, **options):
+    h.seed_everything(seed)
+    model = h.TransformerModel(**TINY)
+    history = h.train_model(model, corpus, batch_size=8, max_steps=steps, seed=seed, progress=False, **options)
+    return model, history
+
+
+def largest_difference(first, second) -> float:
+    return max((a - b).abs().max().item() for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+
+
+def test_precision_is_resolved_for_the_device():
+    assert h.resolve_precision("auto", "cpu") == "fp32"
+    assert h.resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(h.InputError, match="--precision fp16 needs a CUDA GPU"):
+        h.resolve_precision("fp16", "cpu")
+    with pytest.raises(h.InputError, match="--precision"):
+        h.resolve_precision("fp8", "cpu")
+
+
+def test_bf16_trains_close_to_fp32_and_is_recorded(corpus):
+    _, fp32 = trained(corpus)
+    model, bf16 = trained(corpus, precision="bf16")
+    assert bf16.attrs["precision"] == "bf16" and fp32.attrs["precision"] == "fp32"
+    assert (bf16["loss"] - fp32["loss"]).abs().max() < 0.05
+    assert h.evaluate(model, corpus, precision="bf16") == pytest.approx(h.evaluate(model, corpus), abs=0.05)
+    assert h.generate_text(model, h.get_tokenizer(), "The harbor", 5, seed=0).startswith("The harbor")
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_gradient_accumulation_takes_the_same_steps(enc, packing):
+    corpus = h.build_corpus(enc, 16, packing=packing, tinystories_weight=0.0, input_dir=h.CUSTOM_CORPUS)
+    whole, whole_history = trained(corpus)
+    for parts in (2, 4):
+        accumulated, history = trained(corpus, grad_accum_steps=parts)
+        assert largest_difference(whole, accumulated) <= 1e-5, parts
+        assert (history["loss"] - whole_history["loss"]).abs().max() <= 1e-5
+
+
+def test_a_batch_that_does_not_split_is_refused(corpus):
+    with pytest.raises(h.InputError, match="--batch_size 8 does not split evenly into 3 micro-batches"):
+        trained(corpus, grad_accum_steps=3)
+
+
+def test_compile_gives_the_same_losses_on_the_cpu(corpus):
+    _, eager = trained(corpus)
+    _, compiled = trained(corpus, compile=True)
+    assert compiled.attrs["compiled"], "torch.compile fell back: see the note it printed"
+    assert compiled["loss"].tolist() == pytest.approx(eager["loss"].tolist(), abs=1e-4)
+
+
+def peak_memory_of_training(config: dict, batch_size: int, block_size: int, fused: bool, num_classes=None) -> int:
+    """Bytes the process's resident memory rose by while building the model and taking three steps, in a fresh
+    process (so the peak is this run's)."""
+    code = f"""
+import json, torch, picollm_helpers as h
+config = json.loads({json.dumps(json.dumps(config))})
+tokens = torch.randint(0, {num_classes or 50257}, ({block_size} + 1, {batch_size}))
+before = h.proc_status_bytes("VmRSS")
+family = config.pop("family")
+model = h.build_model(family, **config, vocab_ids={list(range(num_classes - 1)) if num_classes else None})
+optimizer = h.make_optimizer(model, h.Recipe())
+for _ in range(3):
+    loss = model.next_token_loss(tokens, fused={fused})
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+print(h.proc_status_bytes("VmHWM") - before)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+MEMORY_CASES = {
+    "transformer, full head, fused": ({"family": "transformer", **asdict(h.TransformerConfig(**TINY))}, 16, 32, True, None),
+    "transformer, full head, plain": ({"family": "transformer", **asdict(h.TransformerConfig(**TINY))}, 16, 32, False, None),
+    "GPT-oss design d128, compact head": ({"family": "transformer", **asdict(h.RUN_PRESETS["cpu"].transformer)},
+                                          16, 64, True, 2000),
+    "LSTM, full head": ({"family": "lstm", "vocab_size": 50257, "embed_size": 64, "hidden_size": 64}, 16, 32, True, None),
+}
+
+
+@pytest.mark.parametrize("case", MEMORY_CASES)
+def test_the_memory_estimate_is_within_30_percent_of_the_measured_peak(case):
+    config, batch_size, block_size, fused, classes = MEMORY_CASES[case]
+    measured = peak_memory_of_training(dict(config), batch_size, block_size, fused, classes)
+    estimate = h.estimate_training_memory(config, batch_size, block_size, num_classes=classes, fused=fused)["total"]
+    assert abs(estimate - measured) <= 0.3 * measured, f"estimate {estimate / 1e6:.0f} MB, measured {measured / 1e6:.0f} MB"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU to measure against")
+def test_the_memory_estimate_against_cuda_peak_memory():
+    config = h.transformer_config("GPT-oss", max_seq_len=256)
+    model = h.build_model("transformer", **asdict(config)).cuda()
+    optimizer = h.make_optimizer(model, h.Recipe())
+    tokens = torch.randint(0, 50257, (257, 16), device="cuda")
+    torch.cuda.reset_peak_memory_stats()
+    with h.autocast("cuda", "bf16"):
+        loss = model.next_token_loss(tokens)
+    loss.backward()
+    optimizer.step()
+    estimate = h.estimate_training_memory(config, 16, 256, "bf16")["total"]
+    assert abs(estimate - torch.cuda.max_memory_allocated()) <= 0.3 * torch.cuda.max_memory_allocated()
+
+
+@pytest.mark.parametrize("notebook", ["01", "02", "03", "04", "05", "06", "07"])
+def test_the_gpu_preset_fits_every_notebook_on_a_16_gb_card(notebook):
+    table = h.memory_table(notebook, h.get_run_preset("gpu"), precision="bf16")
+    assert table["total (GB)"].max() <= 15.0, table
+    source = (ROOT / "notebooks").glob(f"{notebook}_*.py")
+    assert f'h.memory_table("{notebook}"' in next(source).read_text(), "the notebook prints its estimate"
+
+
+def pico_llm_args(tmp_path, name, batch_size=8):
+    return ["--input_dir", "data/custom_corpus", "--tinystories_weight", "0", "--models", "transformer",
+            "--transformer_variant", "minGPT", "--d_model", "32", "--n_blocks", "1", "--n_heads", "2",
+            "--block_size", "16", "--batch_size", str(batch_size), "--max_steps", "5", "--vocab", "corpus",
+            "--device_id", "cpu", "--save_checkpoint", str(tmp_path / f"{name}.pt")]
+
+
+def run(command, env_extra=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_two_gloo_processes_follow_the_trajectory_of_one(tmp_path):
+    """torchrun with 2 processes sharing a global batch of 8 ends with the parameters of one process with 8."""
+    together = run([*TORCHRUN, str(ROOT / "pico-llm.py"), *pico_llm_args(tmp_path, "two")])
+    assert together.returncode == 0, together.stderr[-3000:]
+    alone = run([sys.executable, str(ROOT / "pico-llm.py"), *pico_llm_args(tmp_path, "one")])
+    assert alone.returncode == 0, alone.stderr
+    assert largest_difference(h.load_checkpoint(tmp_path / "two.pt"), h.load_checkpoint(tmp_path / "one.pt")) <= 1e-5
+    assert together.stdout.count("held-out loss") <= 1 and together.stdout.count("== minGPT") == 1, \
+        "only rank 0 prints"
+
+
+def test_a_world_size_that_does_not_divide_the_batch_is_one_clear_error(tmp_path):
+    result = run([*TORCHRUN, str(ROOT / "pico-llm.py"), *pico_llm_args(tmp_path, "odd", batch_size=3)])
+    assert result.returncode != 0
+    assert "--batch_size 3 does not split evenly into 2 processes" in result.stderr
+    assert not (tmp_path / "odd.pt").exists()
+
+
+def test_nccl_on_the_cpu_is_one_clear_error(tmp_path):
+    """As torchrun would start it (its environment), asking for NCCL on a machine without GPUs."""
+    result = run([sys.executable, str(ROOT / "pico-llm.py"), *pico_llm_args(tmp_path, "nccl"), "--dist_backend", "nccl"],
+                 env_extra={"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"})
+    assert result.returncode == 2 and "--dist_backend nccl needs CUDA GPUs" in result.stderr
+    assert not (tmp_path / "nccl.pt").exists()
+
+
+def test_a_failing_process_ends_the_run_with_its_error_rather_than_a_hang(tmp_path):
+    script = tmp_path / "fails.py"
+    script.write_text(f"""
+import picollm_helpers as h
+h.start_data_parallel("gloo", timeout_s=20)
+if h.process_rank() == 1:
+    raise RuntimeError("rank 1 failed on purpose")
+corpus = h.build_corpus(h.get_tokenizer(), 16, tinystories_weight=0.0, input_dir=h.CUSTOM_CORPUS)
+h.train_model(h.TransformerModel(**{TINY!r}), corpus, batch_size=8, max_steps=50, progress=False)
+""")
+    started = time.perf_counter()
+    result = run([*TORCHRUN, str(script)])
+    assert result.returncode != 0
+    assert "rank 1 failed on purpose" in result.stdout + result.stderr
+    assert time.perf_counter() - started < 60
+
+
+def test_a_compile_that_fails_falls_back_with_one_note(corpus, monkeypatch, capsys):
+    class Uncompilable(torch.nn.Module):
+        def forward(self, *args):
+            raise RuntimeError("no compiler for this machine (simulated)")
+
+    monkeypatch.setattr(torch, "compile", lambda module: Uncompilable())
+    _, eager = trained(corpus)
+    _, history = trained(corpus, compile=True)
+    assert not history.attrs["compiled"]
+    assert history["loss"].tolist() == eager["loss"].tolist()
+    assert capsys.readouterr().err.count("--compile failed") == 1
+
+
+def test_precision_on_the_command_line_is_checked_before_any_work(tmp_path):
+    result = run([sys.executable, str(ROOT / "pico-llm.py"), *pico_llm_args(tmp_path, "fp16"), "--precision", "fp16"])
+    assert result.returncode == 2 and "--precision fp16 needs a CUDA GPU" in result.stderr
+    bf16 = run([sys.executable, str(ROOT / "pico-llm.py"), *pico_llm_args(tmp_path, "bf16"), "--precision", "bf16"])
+    assert bf16.returncode == 0, bf16.stderr
+    assert h.load_checkpoint(tmp_path / "bf16.pt").checkpoint_metadata["precision"] == "bf16"
