@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
+import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -25,10 +24,10 @@ import torch
 from .data import InputError
 from .device import AUTOCAST_DTYPES, seed_everything
 from .experiments import read_artefact, write_artefact
-from .heads import ids_seen
+from .heads import FUSED_CHUNK_ROWS, ids_seen
 from .models import build_model, count_parameters, describe_vocabulary
 from .packing import build_corpus
-from .presets import PROJECT_ROOT, TransformerConfig
+from .presets import TransformerConfig
 from .sampling import generate_text
 from .training import STARTER_RECIPE, Recipe, make_optimizer, run_summary, train_model
 
@@ -197,29 +196,28 @@ def learning_speed_summary(artefact: dict) -> str:
 
 def loss_path_speed(config: TransformerConfig, *, fused: bool, device, batch_size: int = 16, block_size: int = 64,
                     warmup_steps: int = 2, timed_steps: int = 5, seed: int = 0) -> dict:
-    """Training tokens/s of one model with the fused or the plain loss, on random tokens.
-
-    Also the peak memory above what the model and its first batch hold: from the CUDA
-    allocator on a GPU; on the CPU, the process's peak resident memory (Linux), so call it in
-    a fresh process (see fused_loss_comparison).
-    """
-    seed_everything(seed)
-    model = build_model("transformer", **asdict(config)).to(device)
-    optimizer = make_optimizer(model, Recipe())
+    """Training tokens/s of one model with the fused or the plain loss, on random tokens (the median step
+    after warm-up), and the peak tensor memory of building it and taking two steps."""
     tokens = torch.randint(0, config.vocab_size, (block_size + 1, batch_size), device=device)
-    baseline = memory_now(device)
-    seconds = []
-    for step in range(warmup_steps + timed_steps):
-        started = clock(device)
-        loss = model.next_token_loss(tokens, fused=fused)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss.item()
-        seconds.append(clock(device) - started)
-    timed = sorted(seconds[warmup_steps:])
-    return {"fused": fused, "d_model": config.d_model, "tokens_per_s": block_size * batch_size / timed[len(timed) // 2],
-            "step_s": timed[len(timed) // 2], "peak_memory_mb": (memory_peak(device) - baseline) / 2**20}
+
+    def train(steps: int) -> list[float]:
+        seed_everything(seed)
+        model = build_model("transformer", **asdict(config)).to(device)
+        optimizer = make_optimizer(model, Recipe())
+        seconds = []
+        for _ in range(steps):
+            started = clock(device)
+            loss = model.next_token_loss(tokens, fused=fused)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss.item()
+            seconds.append(clock(device) - started)
+        return seconds
+
+    step_s = sorted(train(warmup_steps + timed_steps)[warmup_steps:])[timed_steps // 2]
+    return {"fused": fused, "d_model": config.d_model, "tokens_per_s": block_size * batch_size / step_s,
+            "step_s": step_s, "peak_memory_mb": peak_tensor_memory(lambda: train(2), device) / 2**20}
 
 
 def clock(device) -> float:
@@ -228,64 +226,58 @@ def clock(device) -> float:
     return time.perf_counter()
 
 
-def memory_now(device) -> int:
-    """Bytes in use now: the CUDA allocator's (its peak counter reset), or this process's resident memory."""
-    if torch.device(device).type == "cuda":
+def peak_tensor_memory(work, device) -> int:
+    """The most bytes held in tensors at once while `work()` runs (weights included if it builds them).
+
+    On a GPU, the CUDA allocator's peak. On the CPU, the peak of torch's profiler memory
+    timeline, which records every tensor allocated and freed: what the estimate counts,
+    without the allocator's own slack or the libraries' pages that a process's resident
+    memory also holds.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated()
-    return proc_status_bytes("VmRSS")
+        work()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True,
+                                record_shapes=True, with_stack=True) as profile:
+        work()
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        # Its successor, torch.cuda.memory's snapshots, records CUDA memory only.
+        warnings.simplefilter("ignore", FutureWarning)
+        path = Path(folder) / "timeline.json"
+        profile.export_memory_timeline(str(path), device="cpu")
+        _, sizes = json.loads(path.read_text())
+    return int(max(sum(row) for row in sizes))
 
 
-def memory_peak(device) -> int:
-    if torch.device(device).type == "cuda":
-        return torch.cuda.max_memory_allocated()
-    return proc_status_bytes("VmHWM")
+def fused_loss_comparison(cases=((128, 16), (512, 16), (128, 64)), *, device, n_blocks: int = 4, n_heads: int = 4,
+                          block_size: int = 64, timed_steps: int = 10, preset: str = "benchmark", path=None) -> dict:
+    """Tokens/s and peak memory of the fused and the plain loss, full GPT-2 head, for each (width, batch) case.
 
-
-def proc_status_bytes(field_name: str) -> int:
-    """A memory figure of this process from /proc/self/status (Linux), in bytes; 0 where there is none."""
-    try:
-        lines = Path("/proc/self/status").read_text().splitlines()
-    except OSError:
-        return 0
-    kilobytes = next((int(line.split()[1]) for line in lines if line.startswith(field_name + ":")), 0)
-    return kilobytes * 1024
-
-
-def loss_path_speed_in_fresh_process(config: TransformerConfig, fused: bool, **options) -> dict:
-    """loss_path_speed on the CPU in a new Python process, so that its peak memory is its own."""
-    code = ("import json, sys; import picollm_helpers as h; "
-            "config = h.TransformerConfig(**json.loads(sys.argv[1])); options = json.loads(sys.argv[2]); "
-            "print(json.dumps(h.loss_path_speed(config, device='cpu', **options)))")
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT),
-                                                                              os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-c", code, json.dumps(asdict(config)),
-                             json.dumps({"fused": fused, **options})],
-                            capture_output=True, text=True, env=environment, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def fused_loss_comparison(widths=(128, 512), *, device, n_blocks: int = 4, n_heads: int = 4, batch_size: int = 16,
-                          block_size: int = 64, timed_steps: int = 5, preset: str = "benchmark", path=None) -> dict:
-    """Tokens/s and peak memory of the fused and the plain loss, full GPT-2 head, at each width.
-
-    The model is minGPT's design resized to each width with n_blocks blocks. Writes
+    The model is minGPT's design resized to each width with n_blocks blocks; a batch holds
+    batch x block_size tokens. The two paths are measured in turns, plain first. Writes
     artefacts/fused_loss.json (or `path`) and returns it.
     """
     rows = []
-    for width in widths:
+    for width, batch_size in cases:
         config = TransformerConfig(d_model=width, n_heads=n_heads, n_blocks=n_blocks, d_ff=4 * width,
                                    norm="layernorm", max_seq_len=block_size)
         for fused in (False, True):
-            options = dict(batch_size=batch_size, block_size=block_size, timed_steps=timed_steps)
-            row = (loss_path_speed_in_fresh_process(config, fused, **options) if torch.device(device).type == "cpu"
-                   else loss_path_speed(config, fused=fused, device=device, **options))
-            rows.append(row)
-            print(f"d_model {width}, {'fused' if fused else 'plain'}: {row['tokens_per_s']:,.0f} tokens/s, "
-                  f"peak {row['peak_memory_mb']:,.0f} MB above the model", flush=True)
-    config = {"widths": list(widths), "n_blocks": n_blocks, "n_heads": n_heads, "batch_size": batch_size,
+            row = loss_path_speed(config, fused=fused, device=device, batch_size=batch_size, block_size=block_size,
+                                  timed_steps=timed_steps)
+            rows.append({**row, "batch_size": batch_size, "tokens_per_step": batch_size * block_size})
+            print(f"d_model {width}, batch {batch_size}, {'fused' if fused else 'plain'}: "
+                  f"{row['tokens_per_s']:,.0f} tokens/s, peak {row['peak_memory_mb']:,.0f} MB of tensors", flush=True)
+    config = {"cases": [list(case) for case in cases], "n_blocks": n_blocks, "n_heads": n_heads,
               "block_size": block_size, "timed_steps": timed_steps, "head": "gpt2 (50,257 ids)",
-              "memory": "peak resident memory above the model's (CPU) or CUDA allocator peak (GPU)"}
+              "chunk_rows": FUSED_CHUNK_ROWS,
+              "memory": "peak tensor memory of building the model and two steps (weights, gradients, AdamW "
+                        "state, activations, logits): the profiler's memory timeline on the CPU, the CUDA "
+                        "allocator's peak on a GPU"}
     written = write_artefact("fused_loss", preset=preset, config=config, results={"rows": rows}, device=device,
                              path=path)
     return read_artefact(written)
@@ -359,10 +351,10 @@ def step_breakdown_table(artefact: dict):
 
 
 def fused_loss_table(artefact: dict):
-    """Tokens/s and peak memory of the plain and the fused loss at each width, from fused_loss.json."""
+    """Tokens/s and peak memory of the plain and the fused loss in each case, from fused_loss.json."""
     table = pd.DataFrame(artefact["results"]["rows"])
     table["loss"] = table["fused"].map({True: "fused", False: "plain"})
-    return table.pivot(index="d_model", columns="loss", values=["tokens_per_s", "peak_memory_mb"])
+    return table.pivot(index=["d_model", "tokens_per_step"], columns="loss", values=["tokens_per_s", "peak_memory_mb"])
 
 
 # ---------------------------------------------------------------- training throughput per preset, precision, compile

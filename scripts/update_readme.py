@@ -105,9 +105,9 @@ def fused_loss_section() -> str:
     if not run:
         return "Not yet measured: run `python benchmarks/fused_loss.py`."
     rows = run["results"]["rows"]
-    lines = ["| d_model | loss | tokens/s | peak memory above the model (MB) |", "|---|---|---|---|"]
-    lines += [f"| {row['d_model']} | {'fused' if row['fused'] else 'plain'} | {row['tokens_per_s']:,.0f} | "
-              f"{row['peak_memory_mb']:,.0f} |" for row in rows]
+    lines = ["| d_model | tokens per step | loss | tokens/s | peak tensor memory (MB) |", "|---|---|---|---|---|"]
+    lines += [f"| {row['d_model']} | {row['tokens_per_step']:,} | {'fused' if row['fused'] else 'plain'} | "
+              f"{row['tokens_per_s']:,.0f} | {row['peak_memory_mb']:,.0f} |" for row in rows]
     return "\n\n".join(["\n".join(lines), stamp(run, "python benchmarks/fused_loss.py")])
 
 

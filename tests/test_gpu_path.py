@@ -74,58 +74,52 @@ def test_compile_gives_the_same_losses_on_the_cpu(corpus):
     assert compiled["loss"].tolist() == pytest.approx(eager["loss"].tolist(), abs=1e-4)
 
 
-def peak_memory_of_training(config: dict, batch_size: int, block_size: int, fused: bool, num_classes=None) -> int:
-    """Bytes the process's resident memory rose by while building the model and taking three steps, in a fresh
-    process (so the peak is this run's)."""
-    code = f"""
-import json, torch, picollm_helpers as h
-config = json.loads({json.dumps(json.dumps(config))})
-tokens = torch.randint(0, {num_classes or 50257}, ({block_size} + 1, {batch_size}))
-before = h.proc_status_bytes("VmRSS")
-family = config.pop("family")
-model = h.build_model(family, **config, vocab_ids={list(range(num_classes - 1)) if num_classes else None})
-optimizer = h.make_optimizer(model, h.Recipe())
-for _ in range(3):
-    loss = model.next_token_loss(tokens, fused={fused})
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-print(h.proc_status_bytes("VmHWM") - before)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(result.stdout.strip().splitlines()[-1])
+def measured_peak(config: dict, batch_size: int, block_size: int, fused: bool, num_classes, device="cpu",
+                  precision="fp32") -> int:
+    """The peak tensor memory of building the model and taking three training steps."""
+    family, arguments = h.memory.family_and_config(config)
+    tokens = torch.randint(0, num_classes or 50257, (block_size + 1, batch_size), device=device)
+
+    def train():
+        model = h.build_model(family, **arguments, vocab_ids=list(range(num_classes - 1)) if num_classes else None)
+        model = model.to(device)
+        optimizer = h.make_optimizer(model, h.Recipe())
+        for _ in range(3):
+            with h.autocast(device, precision):
+                loss = model.next_token_loss(tokens, fused=fused)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    return h.peak_tensor_memory(train, device)
 
 
 MEMORY_CASES = {
-    "transformer, full head, fused": ({"family": "transformer", **asdict(h.TransformerConfig(**TINY))}, 16, 32, True, None),
-    "transformer, full head, plain": ({"family": "transformer", **asdict(h.TransformerConfig(**TINY))}, 16, 32, False, None),
-    "GPT-oss design d128, compact head": ({"family": "transformer", **asdict(h.RUN_PRESETS["cpu"].transformer)},
-                                          16, 64, True, 2000),
-    "LSTM, full head": ({"family": "lstm", "vocab_size": 50257, "embed_size": 64, "hidden_size": 64}, 16, 32, True, None),
+    "transformer, full head, fused": (asdict(h.TransformerConfig(**TINY)), 16, 32, True, None),
+    "transformer, full head, plain": (asdict(h.TransformerConfig(**TINY)), 16, 32, False, None),
+    "GPT-oss design d128, compact head": (asdict(h.RUN_PRESETS["cpu"].transformer), 16, 64, True, 2000),
+    "LSTM, full head": ({"family": "lstm", "vocab_size": 50257, "embed_size": 64, "hidden_size": 64}, 16, 32, True,
+                        None),
+    "k-gram onehot, full head": ({"family": "kgram", "vocab_size": 50257, "k": 2, "embed_size": 64,
+                                  "num_inner_layers": 2, "variant": "onehot"}, 32, 32, True, None),
 }
 
 
 @pytest.mark.parametrize("case", MEMORY_CASES)
 def test_the_memory_estimate_is_within_30_percent_of_the_measured_peak(case):
     config, batch_size, block_size, fused, classes = MEMORY_CASES[case]
-    measured = peak_memory_of_training(dict(config), batch_size, block_size, fused, classes)
+    config = config if "family" in config else {"family": "transformer", **config}
+    measured = measured_peak(config, batch_size, block_size, fused, classes)
     estimate = h.estimate_training_memory(config, batch_size, block_size, num_classes=classes, fused=fused)["total"]
     assert abs(estimate - measured) <= 0.3 * measured, f"estimate {estimate / 1e6:.0f} MB, measured {measured / 1e6:.0f} MB"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU to measure against")
 def test_the_memory_estimate_against_cuda_peak_memory():
-    config = h.transformer_config("GPT-oss", max_seq_len=256)
-    model = h.build_model("transformer", **asdict(config)).cuda()
-    optimizer = h.make_optimizer(model, h.Recipe())
-    tokens = torch.randint(0, 50257, (257, 16), device="cuda")
-    torch.cuda.reset_peak_memory_stats()
-    with h.autocast("cuda", "bf16"):
-        loss = model.next_token_loss(tokens)
-    loss.backward()
-    optimizer.step()
+    config = {"family": "transformer", **asdict(h.transformer_config("GPT-oss", max_seq_len=256))}
+    measured = measured_peak(config, 16, 256, True, None, device="cuda", precision="bf16")
     estimate = h.estimate_training_memory(config, 16, 256, "bf16")["total"]
-    assert abs(estimate - torch.cuda.max_memory_allocated()) <= 0.3 * torch.cuda.max_memory_allocated()
+    assert abs(estimate - measured) <= 0.3 * measured, f"estimate {estimate / 1e6:.0f} MB, measured {measured / 1e6:.0f} MB"
 
 
 @pytest.mark.parametrize("notebook", ["01", "02", "03", "04", "05", "06", "07"])

@@ -51,12 +51,19 @@ def test_the_committed_learning_speed_artefact_meets_the_floors():
 
 
 def test_the_committed_fused_loss_artefact_backs_the_cpu_default():
+    """The CPU trains with the fused loss: never slower than the plain path beyond the measurement's noise (5%),
+    and where a batch has more positions than a chunk, faster and in less than half the memory."""
     artefact = json.loads((ROOT / "artefacts" / "fused_loss.json").read_text())
-    rows = {(row["d_model"], row["fused"]): row for row in artefact["results"]["rows"]}
-    for width in (128, 512):
-        fused_faster = rows[(width, True)]["tokens_per_s"] > rows[(width, False)]["tokens_per_s"]
-        assert fused_faster == h.FUSED_LOSS_BY_DEVICE["cpu"], f"d_model {width}"
-        assert rows[(width, True)]["peak_memory_mb"] < rows[(width, False)]["peak_memory_mb"]
+    assert artefact["device"].startswith("cpu") and h.FUSED_LOSS_BY_DEVICE["cpu"]
+    rows = {(row["d_model"], row["tokens_per_step"], row["fused"]): row for row in artefact["results"]["rows"]}
+    cases = {(width, tokens) for width, tokens, _ in rows}
+    assert {128, 512} <= {width for width, _ in cases}
+    for width, tokens in cases:
+        fused, plain = rows[(width, tokens, True)], rows[(width, tokens, False)]
+        assert fused["tokens_per_s"] >= 0.95 * plain["tokens_per_s"], (width, tokens)
+        if tokens > artefact["config"]["chunk_rows"]:
+            assert fused["tokens_per_s"] > plain["tokens_per_s"]
+            assert fused["peak_memory_mb"] < 0.5 * plain["peak_memory_mb"]
 
 
 def test_step_breakdown_splits_a_step_into_its_parts():
