@@ -49,10 +49,11 @@ def test_notebook_01_installs_the_bundle_on_colab_and_runs_without_touching_torc
     if not (ROOT / ".git").exists():
         pytest.skip("the rehearsal clones the repository, and this copy is not one")
     clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "--quiet", "--depth", "1", f"file://{ROOT}", str(clone)], check=True)
+    subprocess.run(["git", "clone", "--quiet", f"file://{ROOT}", str(clone)], check=True)
     python = colab_like_environment(tmp_path)
-    torch_before = subprocess.run([str(python), "-c", TORCH_PROBE], capture_output=True, text=True, check=True).stdout
-    assert subprocess.run([str(python), "-c", "import picollm_helpers"], capture_output=True).returncode != 0, \
+    probe = dict(capture_output=True, text=True, cwd=tmp_path)  # not from the checkout, which holds the bundle
+    torch_before = subprocess.run([str(python), "-c", TORCH_PROBE], check=True, **probe).stdout
+    assert subprocess.run([str(python), "-c", "import picollm_helpers"], **probe).returncode != 0, \
         "the fresh environment must not have the bundle yet"
 
     kernel = tmp_path / "jupyter" / "kernels" / "colab"
@@ -62,7 +63,7 @@ def test_notebook_01_installs_the_bundle_on_colab_and_runs_without_touching_torc
         "display_name": "Colab rehearsal", "language": "python",
         "env": {"IPYTHONDIR": str(stand_in_colab(tmp_path)), "PICOLLM_BUNDLE": f"git+file://{clone}",
                 "PICOLLM_PRESET": "quick", "HF_HUB_OFFLINE": "1", "PICOLLM_CACHE_DIR": str(tmp_path / "tokens"),
-                "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PICOLLM_ARTEFACTS_DIR": ""},
     }))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     work = tmp_path / "content"  # Colab's working folder: no bundle in it
@@ -71,9 +72,9 @@ def test_notebook_01_installs_the_bundle_on_colab_and_runs_without_touching_torc
     notebook.metadata["kernelspec"] = {"name": "colab", "display_name": "Colab rehearsal", "language": "python"}
     execute(notebook, work / NOTEBOOK.name, kernel_name="colab")
 
-    assert subprocess.run([str(python), "-c", TORCH_PROBE], capture_output=True, text=True).stdout == torch_before
+    assert subprocess.run([str(python), "-c", TORCH_PROBE], **probe).stdout == torch_before
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+                               check=True, **probe).stdout.strip())
     assert not list(site.glob("torch*")), "torch must not be installed again"
     assert list(site.glob("pico_llm-*.dist-info")), "the set-up cell installed the bundle"
     assert (work / "artefacts" / "sanity_check.json").is_file(), "an installed bundle writes to ./artefacts"
