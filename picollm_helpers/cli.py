@@ -215,12 +215,11 @@ def check_numbers(args) -> None:
     if args.num_inner_mlp_layers < 0 or args.tinystories_stories < 0:
         fail("--num_inner_mlp_layers and --tinystories_stories must be 0 or more.")
     if not 0.0 <= args.tinystories_weight <= 1.0:
-        fail(f"--tinystories_weight {args.tinystories_weight}: tinystories_weight={args.tinystories_weight} must "
-             "lie in [0, 1]; 0 skips TinyStories.")
+        fail(f"--tinystories_weight {args.tinystories_weight} must lie in [0, 1]; 0 skips TinyStories.")
     if not 0.0 <= args.test_fraction < 1.0:
         fail(f"--test_fraction {args.test_fraction} must lie in [0, 1): 0.1 holds out a tenth.")
     if args.train_seconds is not None and not args.train_seconds > 0:
-        fail(f"--train_seconds {args.train_seconds}: train_seconds must be above 0 (how long to train).")
+        fail(f"--train_seconds {args.train_seconds} must be above 0: it is how many seconds to train.")
     if not args.prompt:
         fail("--prompt is empty: give at least one character of text to continue.")
     if not args.dist_timeout > 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import time
 import warnings
@@ -226,6 +227,13 @@ def clock(device) -> float:
     return time.perf_counter()
 
 
+def quiet_profiler(**options) -> torch.profiler.profile:
+    """torch's profiler, without the trace library's start and stop lines on the terminal (they
+    bypass Python, so a notebook run would print them)."""
+    os.environ.setdefault("KINETO_LOG_LEVEL", "99")
+    return torch.profiler.profile(**options)
+
+
 def peak_tensor_memory(work, device) -> int:
     """The most bytes held in tensors at once while `work()` runs (weights included if it builds them).
 
@@ -242,8 +250,8 @@ def peak_tensor_memory(work, device) -> int:
         work()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - before
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True,
-                                record_shapes=True, with_stack=True) as profile:
+    with quiet_profiler(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
+                        with_stack=True) as profile:
         work()
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         # Its successor, torch.cuda.memory's snapshots, records CUDA memory only.
@@ -325,7 +333,7 @@ def step_breakdown(config: TransformerConfig, *, device, vocab_ids=None, batch_s
 
     for _ in range(2):
         step()
-    with torch.profiler.profile(record_shapes=True) as profile:
+    with quiet_profiler(record_shapes=True) as profile:
         for _ in range(profiled_steps):
             step()
     classes = model.num_classes
