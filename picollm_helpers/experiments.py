@@ -74,7 +74,8 @@ def read_artefact(name_or_path: str | Path) -> dict:
         written, shipped = artefact_path(str(name_or_path)), artefact_path(str(name_or_path), BUNDLED_ARTEFACTS_DIR)
         path = written if written.is_file() else shipped
     if not path.is_file():
-        raise InputError(f"No artefact at {path}: run the notebook that makes it (make run), or set REDRAW_ONLY = False.")
+        raise InputError(f"No artefact at {path}: run the notebook that makes it (make run), "
+                         "or set REDRAW_ONLY = False.")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -260,9 +261,10 @@ def cache_speedup(model, prompt_ids: list[int], new_tokens: int = 200) -> dict:
 
 
 def transformer_comparison(corpus, vocab_size: int, *, preset: str, device, scale: dict, steps: int,
-                           batch_size: int, recipe: Recipe = Recipe(), seed: int = 0, vocab_ids: list[int] | None = None,
-                           grad_accum_steps: int = 1, baselines: dict | None = None, cache_tokens: int = 200,
-                           prompt_ids: list[int] = (0,), data: str = "", checkpoint_dir: Path | None = None) -> dict:
+                           batch_size: int, recipe: Recipe = Recipe(), seed: int = 0,
+                           vocab_ids: list[int] | None = None, grad_accum_steps: int = 1,
+                           baselines: dict | None = None, cache_tokens: int = 200, prompt_ids: list[int] = (0,),
+                           data: str = "", checkpoint_dir: Path | None = None) -> dict:
     """Train every Transformer preset (shrunk by `scale`) and the baselines alike; time the KV cache.
 
     `baselines` maps a name to (family, config) for the models to compare with, e.g. the LSTM

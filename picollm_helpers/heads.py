@@ -78,11 +78,11 @@ class Vocabulary(nn.Module):
         full[..., self.kept_ids] = class_log_probs[..., :self.bucket]
         return full
 
-    def bucket_penalty(self, targets: torch.Tensor) -> torch.Tensor:
-        """The nats a target in the bucket costs beyond its class: log(bucket size), else 0."""
+    def bucket_penalty(self, classes: torch.Tensor) -> torch.Tensor:
+        """The nats a target costs beyond its class: log(bucket size) for the bucket, else 0."""
         if not self.compact:
-            return torch.zeros(targets.shape, device=targets.device)
-        return (targets == self.bucket).float() * self.log_bucket_size
+            return torch.zeros(classes.shape, device=classes.device)
+        return (classes == self.bucket).float() * self.log_bucket_size
 
     def ids(self) -> list[int] | None:
         """The kept ids (what a checkpoint stores to rebuild the map), or None for a full vocabulary."""
@@ -228,7 +228,8 @@ def target_nats(logits: torch.Tensor, probs: torch.Tensor, classes: torch.Tensor
 
 
 def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                               classes: torch.Tensor, weights: torch.Tensor, chunk_rows: int | None = None) -> torch.Tensor:
+                               classes: torch.Tensor, weights: torch.Tensor,
+                               chunk_rows: int | None = None) -> torch.Tensor:
     """Weighted cross-entropy of a Linear layer's logits, never holding more than `chunk_rows` rows of them
     (FUSED_CHUNK_ROWS by default).
 

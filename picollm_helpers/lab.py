@@ -86,9 +86,10 @@ class SamplingLab(widgets.VBox):
                                   f"{html.escape(continuation)}</pre>")
         mean_logprob = sum(generation.logprobs) / len(generation.logprobs)
         unknown = "".join(self.enc.decode([i]) for i in generation.unknown_prompt_ids)
+        never_seen = (f"; the model never saw {html.escape(repr(unknown))} in training and reads it as its bucket"
+                      if unknown else "")
         self.summary.value = (f"{len(generation.tokens)} new tokens, mean log-probability under the model "
-                              f"{mean_logprob:.2f} nats" + (f"; the model never saw {html.escape(repr(unknown))} "
-                                                            "in training and reads it as its bucket" if unknown else ""))
+                              f"{mean_logprob:.2f} nats{never_seen}")
         self.draw_distribution(model, prompt_ids, p, temperature)
 
     def draw_distribution(self, model, prompt_ids: list[int], p: float, temperature: float) -> None:

@@ -106,7 +106,8 @@ def notebook_trainings(notebook: str, run) -> dict[str, tuple[dict, int, int]]:
     trainings = {
         "01": {"LSTM (the notes' run)": ({"family": "lstm", "vocab_size": vocab, "embed_size": 64,
                                           "hidden_size": 64}, 16, 32)},
-        "02": {f"k-gram {variant}": ({**kgram, "variant": variant}, 32, 32) for variant in ("onehot", "embedding", "conv")},
+        "02": {f"k-gram {variant}": ({**kgram, "variant": variant}, 32, 32)
+               for variant in ("onehot", "embedding", "conv")},
         "03": {**{name: ({"family": "transformer", **asdict(transformer_config(name, run.transformer_scale,
                                                                                max_seq_len=max(256, block)))},
                          batch, block) for name in TRANSFORMER_PRESETS},
@@ -128,5 +129,6 @@ def memory_table(notebook: str, run, precision: str = "fp32", processes: int = 1
     for name, (config, batch_size, block_size) in notebook_trainings(notebook, run).items():
         estimate = estimate_training_memory(config, batch_size, block_size, precision,
                                             grad_accum_steps=run.grad_accum_steps, processes=processes)
-        rows[name] = {**{part: size / 1e9 for part, size in estimate["parts"].items()}, "total": estimate["total"] / 1e9}
+        rows[name] = {**{part: size / 1e9 for part, size in estimate["parts"].items()},
+                      "total": estimate["total"] / 1e9}
     return pd.DataFrame(rows).T.add_suffix(" (GB)")

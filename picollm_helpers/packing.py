@@ -170,7 +170,8 @@ def check_stream_fits(stream: TokenStream, block_size: int) -> None:
 
 def random_windows(streams: list[TokenStream], choice: np.ndarray, block_size: int,
                    generator: torch.Generator) -> torch.Tensor:
-    """One random window of block_size + 1 tokens per batch item, from the stream `choice` names: (block_size + 1, batch)."""
+    """One random window of block_size + 1 tokens per batch item, each from the stream `choice` names for it:
+    (block_size + 1, batch)."""
     windows = np.empty((block_size + 1, len(choice)), dtype=np.int64)
     positions = np.arange(block_size + 1)[:, None]
     for index, stream in enumerate(streams):

@@ -145,7 +145,8 @@ def custom_data_sweep(enc, run: RunPreset, *, device, sizes=(3, 63, 123, 185), s
         seed_everything(seed)
         model = sweep_model(config["model"], corpus, run).to(device)
         history = train_model(model, corpus, max_steps=steps, batch_size=run.batch_size, seed=seed,
-                              grad_accum_steps=run.grad_accum_steps, name=f"{config['model']}, {config['sequences']} sequences")
+                              grad_accum_steps=run.grad_accum_steps,
+                              name=f"{config['model']}, {config['sequences']} sequences")
         sample = generate_text(model, enc, prompt, max_new_tokens=20, top_p=0.9, seed=seed)
         return {**summarize_history(history, model), "train_tokens": corpus.num_train_tokens, "sample": sample,
                 "corpus_word_fraction": word_share(sample[len(prompt):], corpus_words)}
@@ -280,8 +281,8 @@ def hparam_sweep(enc, run: RunPreset, *, device, steps: int | None = None, test_
                             num_layers=config["depth"] if lstm else 1, n_heads=None if lstm else config["depth"],
                             max_seq_len=max(256, config["block_size"])).to(device)
         history = train_model(model, corpus, max_steps=steps, batch_size=batch_size, seed=seed,
-                              grad_accum_steps=run.grad_accum_steps, recipe=Recipe(learning_rate=config["learning_rate"]),
-                              name=config_key(config))
+                              grad_accum_steps=run.grad_accum_steps,
+                              recipe=Recipe(learning_rate=config["learning_rate"]), name=config_key(config))
         return {**summarize_history(history, model), "final_test_loss": float(history["test_loss"].dropna().iloc[-1]),
                 "sample": generate_text(model, enc, prompt, max_new_tokens=20, top_p=0.9, seed=seed)}
 

@@ -66,7 +66,8 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="cpu", choices=["quick", "cpu", "gpu"])
     parser.add_argument("--timeout", type=int, default=3600, help="Seconds one cell may run.")
     parser.add_argument("--resume", action="store_true",
-                        help="Let the sweeps keep the runs an interrupted `make run` finished (same settings and code).")
+                        help="Let the sweeps keep the runs an interrupted `make run` finished "
+                             "(same settings and code).")
     parser.add_argument("names", nargs="*", help="Run only notebooks whose names start with these (e.g. 01 04).")
     args = parser.parse_args(argv)
     os.environ["PICOLLM_PRESET"] = args.preset
@@ -92,7 +93,8 @@ def main(argv=None) -> int:
     print(f"\nSummary (preset {args.preset}):")
     for name, seconds, executed in summary:
         print(f"  {name:<32} {seconds:7.1f} s   {executed}")
-    print(f"  {'total':<32} {sum(s for _, s, _ in summary):7.1f} s   artefacts in artefacts/")
+    print(f"  {'total':<32} {sum(s for _, s, _ in summary):7.1f} s   artefacts in "
+          f"{os.environ.get('PICOLLM_ARTEFACTS_DIR') or 'artefacts/'}")
     if not args.names:
         record_times(args.preset, summary, args.timeout)
     return 0

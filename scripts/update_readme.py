@@ -18,6 +18,7 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+import pandas as pd
 
 import picollm_helpers as h
 
@@ -86,6 +87,7 @@ def learning_speed_section() -> str:
         return "Not yet measured: run `python benchmarks/learning_speed.py`."
     table = h.learning_speed_table(run)[["held-out loss at 30 s", "held-out loss at 60 s", "held-out loss at 120 s",
                                         "tokens/s", "vocabulary"]]
+    table["tokens/s"] = table["tokens/s"].map("{:,.0f}".format)
     samples = "\n".join(f"- {label}: greedy {result['samples']['greedy']!r}"
                         for label, result in run["results"]["runs"].items())
     return "\n\n".join([markdown_table(table, ",.2f"), h.learning_speed_summary(run),
@@ -97,7 +99,10 @@ def recipe_section() -> str:
     run = artefact("recipe_sweep")
     if not run:
         return "Not yet measured: run `python benchmarks/recipe_defaults.py`."
-    return "\n\n".join([markdown_table(h.recipe_table(run), ",.3f"), stamp(run, "python benchmarks/recipe_defaults.py")])
+    table = h.recipe_table(run)
+    table["tokens/s"] = table["tokens/s"].map("{:,.0f}".format)
+    return "\n\n".join([markdown_table(table, ",.3f"),
+                         stamp(run, "python benchmarks/recipe_defaults.py")])
 
 
 def fused_loss_section() -> str:
@@ -156,7 +161,8 @@ def with_setup_cell(notebook):
 
 def outdated_notebooks() -> list[Path]:
     paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    return [path for path in paths if with_setup_cell(nbformat.read(path, as_version=4)) != nbformat.read(path, as_version=4)]
+    return [path for path in paths
+            if with_setup_cell(nbformat.read(path, as_version=4)) != nbformat.read(path, as_version=4)]
 
 
 def write_setup_cells() -> None:
@@ -178,9 +184,10 @@ def throughput_section() -> str:
             sections.append("No GPU has been measured yet: on one, `python benchmarks/throughput.py` writes "
                             "`artefacts/throughput_cuda.json`, and this README shows it.")
             continue
-        table = h.throughput_table(run)[["tokens_per_s", "mfu"]].rename(columns={"tokens_per_s": "tokens/s",
-                                                                                  "mfu": "MFU"})
-        table.index = [" · ".join(index) for index in table.index]
+        table = h.throughput_table(run)
+        table = pd.DataFrame({"tokens/s": table["tokens_per_s"].map("{:,.0f}".format).to_numpy(),
+                              "MFU": table["mfu"].map("{:.1%}".format).to_numpy()},
+                             index=[" · ".join(index) for index in table.index])
         scale = "full size" if run["preset"] == "gpu" else "the cpu preset's scale"
         sections.append(f"On {run['device']}, at {scale}:\n\n{markdown_table(table, ',.3f')}\n\n"
                         f"{stamp(run, 'python benchmarks/throughput.py')}")
