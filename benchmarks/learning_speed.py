@@ -20,18 +20,15 @@ import sys
 from pathlib import Path
 
 import picollm_helpers as h
-
-SHARED_REAL_TEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real_text"
+from real_text import add_text_arguments
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--train_file", type=Path, default=SHARED_REAL_TEXT / "comedies_train.txt")
-    parser.add_argument("--heldout_file", type=Path, default=SHARED_REAL_TEXT / "winters_tale_heldout.txt")
+    add_text_arguments(parser)
     parser.add_argument("--seconds", type=float, default=120.0, help="Seconds of training for each way.")
     parser.add_argument("--eval_every_seconds", type=float, default=15.0)
-    parser.add_argument("--device", default=None, help="Torch device (default: the best one present).")
     parser.add_argument("--output", type=Path, default=None,
                         help="Where to write the artefact (default artefacts/learning_speed.json).")
     args = parser.parse_args(argv)

@@ -331,9 +331,6 @@ class ExampleCorpus:
         for start in range(0, len(sequences), batch_size):
             yield seq_collate_fn(sequences[start:start + batch_size])
 
-    def all_sequences(self) -> list[list[int]]:
-        return self.train_tiny + self.train_other + self.test_tiny + self.test_other
-
     def train_streams(self) -> list[np.ndarray]:
         """The training sequences' ids, as arrays (what a compact vocabulary counts)."""
         return [np.asarray(seq, dtype=np.uint16) for seq in self.train_tiny + self.train_other]

@@ -87,12 +87,6 @@ def estimate_training_memory(config, batch_size: int, block_size: int, precision
     return {"parts": parts, "total": sum(parts.values()), "parameters": parameters, "tokens_per_micro_batch": tokens}
 
 
-def describe_memory(estimate: dict) -> str:
-    """An estimate in one line, in GB: the total, then each part."""
-    parts = ", ".join(f"{name} {size / 1e9:.2f}" for name, size in estimate["parts"].items())
-    return f"estimated training memory {estimate['total'] / 1e9:.2f} GB ({parts})"
-
-
 def notebook_trainings(notebook: str, run) -> dict[str, tuple[dict, int, int]]:
     """The models a notebook trains on a run preset: {name: (config, batch_size, block_size)}, each config a
     {"family": ..., **arguments} dict. The notebooks print their estimates; the tests hold the gpu

@@ -1,7 +1,6 @@
 """The GPU path, tested where it can be on the CPU: precision, gradient accumulation, torch.compile, the memory
 estimate, and data-parallel training with torchrun (two gloo processes)."""
 
-import json
 import os
 import subprocess
 import sys
