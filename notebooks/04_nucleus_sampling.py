@@ -56,7 +56,6 @@ NUM_SAMPLES = None  # None: 4 on the quick preset, else 8
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from IPython.display import display
 
 import picollm_helpers as h

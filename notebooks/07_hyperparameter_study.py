@@ -63,7 +63,6 @@ REDRAW_ONLY = False
 
 # %%
 import matplotlib.pyplot as plt
-import pandas as pd
 
 import picollm_helpers as h
 
