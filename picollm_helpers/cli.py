@@ -364,15 +364,15 @@ def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, voca
     say(f"samples from {args.prompt!r}:")
     samples = {}
     for setting, top_p in SAMPLE_SETTINGS if is_main_process() else ():
-        samples[setting] = generate_text(model, enc, args.prompt, args.max_new_tokens, top_p=top_p, seed=args.seed)
+        samples[setting] = generate_text(model, enc, args.prompt, args.max_new_tokens, top_p=top_p, seed=args.seed,
+                                         precision=summary["precision"])
         say(f"  {setting:<11} {samples[setting]!r}")
     if summary["heldout_loss"] is not None:
         say(f"held-out loss: {summary['heldout_loss']:.4f} nats/token ({corpus.num_heldout_tokens:,} tokens)"
               if corpus.packed else f"test loss: {summary['heldout_loss']:.4f}")
     if args.save_checkpoint:
         path = checkpoint_path(args, label)
-        save_checkpoint(model, path, trained_on=describe_data(args), steps=summary["steps"],
-                        precision=summary["precision"])
+        save_checkpoint(model, path, trained_on=describe_data(args), steps=summary["steps"])
         say(f"saved {path}")
     return {**summary, "samples": samples, "model": {"family": family, "parameters": count_parameters(model),
                                                      "vocabulary": describe_vocabulary(model), **model.config}}

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .device import autocast
+
 # p lying on a cumulative boundary (0.5 + 0.3 = 0.8) must stop there, but float32 stores 0.7 as
 # 0.69999999: a boundary this close below p counts as reaching it (float32 softmax rounds at ~1e-7).
 BOUNDARY_TOLERANCE = 1e-6
@@ -110,11 +112,12 @@ def unknown_ids(model, prompt_ids: list[int]) -> list[int]:
 @torch.no_grad()
 def generate_tokens(model, prompt_ids: list[int], max_new_tokens: int = 20, top_p: float | None = None,
                     temperature: float = 1.0, top_k: int | None = None, seed: int | None = None,
-                    use_cache: bool = True) -> Generation:
+                    use_cache: bool = True, precision: str = "fp32") -> Generation:
     """Decode max_new_tokens after the prompt; greedy when both top_p and top_k are None.
 
     A Transformer decodes with its KV cache (one token per step) unless use_cache is False;
-    other models rerun on the prefix each step, cropped to the tokens they can see.
+    other models rerun on the prefix each step, cropped to the tokens they can see. The model
+    runs in `precision` (as it trained, say); the sampling itself is always in fp32.
     """
     check_sampling_args(temperature, top_k, top_p)
     if not prompt_ids:
@@ -132,11 +135,12 @@ def generate_tokens(model, prompt_ids: list[int], max_new_tokens: int = 20, top_
     new_tokens, logprobs = [], []
     next_input = context  # with a cache, only tokens the cache has not seen yet
     for _ in range(max_new_tokens):
-        if cache is not None:
-            log_probs = model.log_probs(next_input.view(-1, 1), cache)[-1, 0]
-        else:
-            visible = context if window is None else context[-window:]
-            log_probs = model.log_probs(visible.view(-1, 1))[-1, 0]
+        with autocast(device, precision):
+            if cache is not None:
+                log_probs = model.log_probs(next_input.view(-1, 1), cache)[-1, 0]
+            else:
+                visible = context if window is None else context[-window:]
+                log_probs = model.log_probs(visible.view(-1, 1))[-1, 0]
         token = sample_next_token(log_probs, temperature, top_k, top_p, greedy, generator)
         new_tokens.append(int(token))
         logprobs.append(float(log_probs[token]))
@@ -148,13 +152,13 @@ def generate_tokens(model, prompt_ids: list[int], max_new_tokens: int = 20, top_
 
 def generate_text(model, enc, prompt: str = "Once upon a", max_new_tokens: int = 20, top_p: float | None = None,
                   temperature: float = 1.0, top_k: int | None = None, seed: int | None = None,
-                  use_cache: bool = True) -> str:
+                  use_cache: bool = True, precision: str = "fp32") -> str:
     """The prompt followed by the model's continuation (see generate_tokens).
 
     Prompt words a compact model has never seen are noted once on stderr: they enter as its bucket.
     """
     generation = generate_tokens(model, enc.encode_ordinary(prompt), max_new_tokens, top_p, temperature, top_k,
-                                 seed, use_cache)
+                                 seed, use_cache, precision)
     if generation.unknown_prompt_ids:
         pieces = ", ".join(repr(enc.decode([i])) for i in generation.unknown_prompt_ids)
         print(f"Note: this model never saw {pieces} in training; the prompt reads them as its bucket.",

@@ -390,6 +390,7 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     history.attrs.update(precision=precision, processes=process_count(), grad_accum_steps=grad_accum_steps,
                          compiled=compile)
+    model.trained_with = dict(history.attrs)  # what save_checkpoint records of how the model trained
     return history
 
 
@@ -423,13 +424,15 @@ def run_summary(history: pd.DataFrame) -> dict:
 
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, **metadata) -> Path:
     """Weights plus what rebuilds the model (family, config, vocabulary, tokenizer), written atomically
-    (by the main process alone in a data-parallel run)."""
+    (by the main process alone in a data-parallel run); the metadata includes how train_model trained
+    it (precision, processes, micro-batches, compiled)."""
     path = Path(path)
     if not is_main_process():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"family": family_of(model), "config": model.config, "vocab_ids": model.vocabulary.ids(),
-               "tokenizer": TOKENIZER_NAME, "state_dict": model.state_dict(), "metadata": metadata}
+               "tokenizer": TOKENIZER_NAME, "state_dict": model.state_dict(),
+               "metadata": {**getattr(model, "trained_with", {}), **metadata}}
     temporary = path.with_name(f".{path.name}.tmp")
     torch.save(payload, temporary)
     os.replace(temporary, path)

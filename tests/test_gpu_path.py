@@ -48,7 +48,10 @@ def test_bf16_trains_close_to_fp32_and_is_recorded(corpus):
     assert bf16.attrs["precision"] == "bf16" and fp32.attrs["precision"] == "fp32"
     assert (bf16["loss"] - fp32["loss"]).abs().max() < 0.05
     assert h.evaluate(model, corpus, precision="bf16") == pytest.approx(h.evaluate(model, corpus), abs=0.05)
-    assert h.generate_text(model, h.get_tokenizer(), "The harbor", 5, seed=0).startswith("The harbor")
+    enc = h.get_tokenizer()
+    for use_cache in (True, False):
+        text = h.generate_text(model, enc, "The harbor", 5, seed=0, use_cache=use_cache, precision="bf16")
+        assert text.startswith("The harbor") and len(text) > len("The harbor")
 
 
 @pytest.mark.parametrize("packing", [True, False])

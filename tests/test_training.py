@@ -96,7 +96,8 @@ def test_checkpoint_rebuilds_the_same_model(corpus, tmp_path, enc, compact):
     path = h.save_checkpoint(model, tmp_path / "lstm.pt", note="test")
     assert not list(tmp_path.glob(".*.tmp"))
     loaded = h.load_checkpoint(path)
-    assert loaded.checkpoint_metadata == {"note": "test"}
+    assert loaded.checkpoint_metadata["note"] == "test"
+    assert loaded.checkpoint_metadata["precision"] == "fp32", "how the model trained travels with it"
     assert loaded.vocabulary.ids() == model.vocabulary.ids()
     tokens = torch.randint(0, 50257, (10, 2))
     model.eval()
