@@ -117,6 +117,7 @@ class Schedule:
         self.recipe, self.max_steps, self.train_seconds = recipe, max_steps, train_seconds
         self.planned_steps = max_steps
         self.warmup_steps = recipe.warmup_steps
+        self.steps_done, self.elapsed, self.first_step_s = 0, 0.0, 0.0
         if max_steps is not None:
             self.fix_warmup(max_steps)
 
@@ -129,14 +130,19 @@ class Schedule:
             raise InputError(f"warmup_steps={self.warmup_steps} (--warmup_steps) is longer than the run, "
                              f"{length}: lower --warmup_steps or train longer.")
 
-    def update(self, steps_done: int, step_seconds: list[float]) -> None:
-        """Re-estimate the run's length from the step times so far (time budgets only)."""
+    def update(self, step_seconds: float) -> None:
+        """Count one more step and its time; for a time budget, re-estimate the run's length."""
+        self.steps_done += 1
+        self.elapsed += step_seconds
+        if self.steps_done == 1:
+            self.first_step_s = step_seconds
         if self.train_seconds is None:
             return
-        timed = step_seconds[1:] or step_seconds
-        left = max(0.0, self.train_seconds - sum(step_seconds))
-        self.planned_steps = steps_done + round(left / (sum(timed) / len(timed)))
-        if steps_done == 1:
+        later_steps = self.steps_done - 1
+        mean_step_s = (self.elapsed - self.first_step_s) / later_steps if later_steps else self.first_step_s
+        left = max(0.0, self.train_seconds - self.elapsed)
+        self.planned_steps = self.steps_done + round(left / mean_step_s)
+        if self.steps_done == 1:
             self.fix_warmup(self.planned_steps)
 
     def rate(self, step: int) -> float:
@@ -242,13 +248,19 @@ def training_loss(model: torch.nn.Module, fused: bool, compile: bool) -> torch.n
 
 def micro_batches(tokens: torch.Tensor, mask: torch.Tensor | None, grad_accum_steps: int):
     """This process's slice of the global batch (its columns), split into grad_accum_steps micro-batches."""
-    rank, processes = process_rank(), process_count()
-    share = tokens.shape[1] // processes
-    columns = slice(rank * share, (rank + 1) * share)
-    tokens, mask = tokens[:, columns], None if mask is None else mask[:, columns]
-    return [(part, None if mask is None else mask[:, start:start + part.shape[1]])
-            for start, part in zip(range(0, share, share // grad_accum_steps),
-                                   tokens.split(share // grad_accum_steps, dim=1))]
+    share = tokens.shape[1] // process_count()
+    size = share // grad_accum_steps
+    columns = range(process_rank() * share, (process_rank() + 1) * share, size)
+    return [(tokens[:, start:start + size], None if mask is None else mask[:, start:start + size]) for start in columns]
+
+
+def global_count(count: int, device) -> int:
+    """A count summed over the processes of a data-parallel run (itself when this process runs alone)."""
+    if process_count() == 1:
+        return count
+    total = torch.tensor(count, dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return int(total.item())
 
 
 def take_step(loss_module, optimizer, scaler, parts, recipe: Recipe, precision: str, device) -> torch.Tensor:
@@ -258,17 +270,15 @@ def take_step(loss_module, optimizer, scaler, parts, recipe: Recipe, precision: 
     the summed gradient is that of the global mean, whatever the micro-batches and processes
     (DDP averages gradients over processes, hence the factor of process_count()).
     """
-    counts = torch.tensor([targets_in(tokens, mask) for tokens, mask in parts], dtype=torch.float64, device=device)
-    total = counts.sum()
-    if process_count() > 1:
-        dist.all_reduce(total)
+    counts = [targets_in(tokens, mask) for tokens, mask in parts]
+    total = global_count(sum(counts), device)
     weighted = torch.zeros((), dtype=torch.float64, device=device)
     optimizer.zero_grad(set_to_none=True)
     for index, ((tokens, mask), count) in enumerate(zip(parts, counts)):
-        last = index == len(parts) - 1
-        with autocast(device, precision), synchronized_if(loss_module, last):
-            loss = loss_module(tokens, mask)
-            scaler.scale(loss * float(count * process_count() / total)).backward()
+        with synchronized_if(loss_module, last_micro_batch=index == len(parts) - 1):
+            with autocast(device, precision):
+                loss = loss_module(tokens, mask)
+            scaler.scale(loss * (count * process_count() / total)).backward()
         weighted += loss.detach().double() * count
     if recipe.grad_clip is not None:
         scaler.unscale_(optimizer)
@@ -347,7 +357,7 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
     # and steps_per_epoch only numbers its steps.
     batches = (corpus.train_batches(batch_size, seed) if corpus.packed
                else corpus.train_batches(batch_size, seed, steps_per_epoch))
-    rows, step_seconds, next_eval_s = [], [], eval_every_seconds
+    rows, next_eval_s = [], eval_every_seconds
     bar = Progress(name, max_steps, train_seconds, progress and is_main_process())
     model.train()
     while True:
@@ -368,9 +378,9 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
             loss_module, compile = training_loss(model, fused_loss, compile=False), False
             loss = take_step(loss_module, optimizer, scaler, parts, recipe, precision, device)
         loss_value = loss.item()  # waits for the device, so the timing is honest
-        step_seconds.append(shared_seconds(time.perf_counter() - started, device))
-        schedule.update(step + 1, step_seconds)
-        elapsed = sum(step_seconds)
+        step_seconds = shared_seconds(time.perf_counter() - started, device)
+        schedule.update(step_seconds)
+        elapsed = schedule.elapsed
         done = step + 1 >= max_steps if max_steps is not None else elapsed >= train_seconds
         due = bool(eval_every and (step + 1) % eval_every == 0)
         if next_eval_s is not None and elapsed >= next_eval_s:
@@ -381,9 +391,8 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
             on_eval(step + 1, model)
         count = targets_in(tokens, mask)
         epoch = step // steps_per_epoch + 1 if steps_per_epoch else 1
-        rows.append((name, epoch, step + 1, loss_value, count, count / step_seconds[-1], elapsed, learning_rate,
-                     test_loss))
-        bar.advance(step_seconds[-1], loss_value)
+        rows.append((name, epoch, step + 1, loss_value, count, count / step_seconds, elapsed, learning_rate, test_loss))
+        bar.advance(step_seconds, loss_value)
         if done:
             break
     bar.close()

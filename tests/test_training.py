@@ -151,11 +151,11 @@ def test_cosine_schedule_warms_up_then_decays_to_a_tenth():
 
 def test_time_budget_estimates_the_steps_that_fit():
     schedule = h.Schedule(h.Recipe(learning_rate=1.0, warmup_steps=0), train_seconds=10.0)
-    schedule.update(1, [2.0])
-    schedule.update(2, [2.0, 0.5])
-    assert schedule.planned_steps == 2 + round(7.5 / 0.5)
+    schedule.update(2.0)
+    schedule.update(0.5)
+    assert schedule.planned_steps == 2 + round(7.5 / 0.5), "the first step, which pays one-off costs, is left out"
     with pytest.raises(h.InputError, match="--warmup_steps"):
-        h.Schedule(h.Recipe(warmup_steps=50), train_seconds=1.0).update(1, [0.5])
+        h.Schedule(h.Recipe(warmup_steps=50), train_seconds=1.0).update(0.5)
 
 
 def test_train_seconds_stops_on_time_and_the_cosine_spans_the_run(corpus):
