@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import os
 import random
 import sys
 
@@ -19,6 +20,7 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 GLIBC_M_TRIM_THRESHOLD, GLIBC_M_MMAP_THRESHOLD = -1, -3
 KEEP_UP_TO_BYTES = 1 << 30
+KEEP_FREED_MEMORY_VARIABLE = "PICOLLM_KEEP_FREED_MEMORY"
 
 
 def keep_freed_memory_for_reuse() -> bool:
@@ -29,8 +31,12 @@ def keep_freed_memory_for_reuse() -> bool:
     and unmaps it when freed, so the kernel zeroes every page again on first touch: on a
     two-core machine that nearly doubled the time of a k-gram step at batch 32. Raising
     the mmap and trim thresholds keeps freed blocks in the heap for the next step.
-    Linux with glibc only; elsewhere nothing changes. Returns whether it applied.
+    Linux with glibc only; elsewhere nothing changes. PICOLLM_KEEP_FREED_MEMORY=0 leaves
+    glibc's defaults in place (the starter's loop is timed that way, as the starter runs).
+    Returns whether it applied.
     """
+    if os.environ.get(KEEP_FREED_MEMORY_VARIABLE) == "0":
+        return False
     if not sys.platform.startswith("linux") or not ctypes.util.find_library("c"):
         return False
     try:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import re
 import subprocess
+import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from dataclasses import asdict, replace
@@ -23,7 +26,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .data import InputError, write_json_atomically
-from .device import describe_device, seed_everything
+from .device import KEEP_FREED_MEMORY_VARIABLE, describe_device, seed_everything
 from .models import (KGramMLPSeqModel, build_model, compute_next_token_loss, count_parameters, describe_vocabulary,
                      family_of, kgram_starter_loop_logits)
 from .heads import vocab_ids_for
@@ -144,12 +147,16 @@ def english_words(path: str | Path = WORD_LIST) -> set[str]:
 
 # ---------------------------------------------------------------- k-gram designs (notebook 02)
 
-def time_starter_loop(model: KGramMLPSeqModel, corpus, *, batches: int, batch_size: int, seed: int,
-                      recipe: Recipe = STARTER_RECIPE) -> dict:
-    """Train the onehot model on `batches` batches through the starter's per-position loop; its speed."""
+def starter_loop_batches(corpus, *, batches: int, batch_size: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first `batches` (tokens, mask) training batches of a corpus: what the starter's loop is timed on."""
+    return list(itertools.islice(corpus.train_batches(batch_size, seed), batches))
+
+
+def time_starter_loop(model: KGramMLPSeqModel, batches: list, recipe: Recipe = STARTER_RECIPE) -> dict:
+    """Train the onehot model on the batches through the starter's per-position loop; its speed."""
     optimizer = make_optimizer(model, recipe)
-    tokens_seen, seconds = 0, 0.0
-    for tokens, mask in itertools.islice(corpus.train_batches(batch_size, seed), batches):
+    tokens_seen, seconds, losses = 0, 0.0, []
+    for tokens, mask in batches:
         started = time.perf_counter()
         loss = compute_next_token_loss(kgram_starter_loop_logits(model, tokens), tokens, mask)
         optimizer.zero_grad(set_to_none=True)
@@ -157,7 +164,30 @@ def time_starter_loop(model: KGramMLPSeqModel, corpus, *, batches: int, batch_si
         optimizer.step()
         seconds += time.perf_counter() - started
         tokens_seen += targets_in(tokens, mask)
-    return {"batches": batches, "tokens": tokens_seen, "wall_s": seconds, "tokens_per_s": tokens_seen / seconds}
+        losses.append(loss.item())
+    return {"batches": len(batches), "tokens": tokens_seen, "wall_s": seconds, "tokens_per_s": tokens_seen / seconds,
+            "losses": losses}
+
+
+def time_starter_loop_as_the_starter_runs(model: KGramMLPSeqModel, batches: list,
+                                          recipe: Recipe = STARTER_RECIPE) -> dict:
+    """time_starter_loop in a Python process of its own, with glibc's allocator at its defaults.
+
+    Importing the bundle makes glibc keep freed memory for reuse (keep_freed_memory_for_reuse),
+    which speeds up the starter's loop as well as the bundle's training step; the starter
+    never did that. The model's initial weights and the batches reach the other process
+    through a temporary file; this model is left untrained.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        job = Path(folder) / "starter_loop.pt"
+        torch.save({"config": model.config, "weights": model.state_dict(), "batches": batches,
+                    "recipe": asdict(recipe), "threads": torch.get_num_threads()}, job)
+        finished = subprocess.run([sys.executable, "-m", "picollm_helpers.starter_loop", str(job)],
+                                  capture_output=True, text=True,
+                                  env={**os.environ, KEEP_FREED_MEMORY_VARIABLE: "0"})
+    if finished.returncode != 0:
+        raise RuntimeError(f"Timing the starter's loop in a process of its own failed:\n{finished.stderr[-3000:]}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
 def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: int = 2, embed_size: int = 64,
@@ -168,8 +198,9 @@ def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: 
 
     Every design gets the same recipe, seed and batches, through the training step users get
     (train_model). The onehot design is also timed at each of `chunk_sizes` after the first
-    (positions processed at once). The loop trains the onehot design from the same initial
-    weights on `timing_batches` batches. Writes artefacts/kgram_comparison.json and returns it;
+    (positions processed at once). The starter's loop trains the onehot design from the same
+    initial weights on `timing_batches` batches, twice: as the starter runs (a process of its
+    own, glibc's default allocator; the speed-ups are over this one) and in this process. Writes artefacts/kgram_comparison.json and returns it;
     with checkpoint_dir, also saves each trained design there as kgram_<design>.pt.
     """
     shared = dict(vocab_size=vocab_size, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers)
@@ -186,27 +217,41 @@ def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: 
         if checkpoint_dir is not None and label == variant:
             save_checkpoint(model, Path(checkpoint_dir) / f"kgram_{variant}.pt", trained_on=data, steps=steps)
     seed_everything(seed)
-    loop = time_starter_loop(build_model("kgram", **shared, variant="onehot"), corpus, batches=timing_batches,
-                             batch_size=batch_size, seed=seed, recipe=recipe)
+    loop_model = build_model("kgram", **shared, variant="onehot")
+    batches = starter_loop_batches(corpus, batches=timing_batches, batch_size=batch_size, seed=seed)
+    loop = time_starter_loop_as_the_starter_runs(loop_model, batches, recipe)
+    loop_here = time_starter_loop(loop_model, batches, recipe)
     for row in designs.values():
         row["speedup_over_loop"] = row["tokens_per_s"] / loop["tokens_per_s"]
+        row["speedup_over_loop_in_this_process"] = row["tokens_per_s"] / loop_here["tokens_per_s"]
     config = {**shared, "recipe": asdict(recipe), "batch_size": batch_size, "steps": steps, "seed": seed,
               "timing_batches": timing_batches, "chunk_sizes": list(chunk_sizes), "data": data,
-              **corpus_size(corpus), "loop_device": "cpu"}
-    results = {"designs": designs, "starter_loop": loop,
+              **corpus_size(corpus), "loop_device": "cpu",
+              "starter_loop": "its own process, glibc's default allocator, as the starter runs",
+              "starter_loop_in_this_process": "this process, with the bundle's allocator setting"}
+    results = {"designs": designs, "starter_loop": loop, "starter_loop_in_this_process": loop_here,
                "history": [row for history in histories for row in history_rows(history)]}
     path = write_artefact("kgram_comparison", preset=preset, config=config, results=results, device=device)
     return read_artefact(path)
 
 
+STARTER_LOOP_LABELS = {"onehot, starter's loop (as the starter runs)": "starter_loop",
+                       "onehot, starter's loop (in this process)": "starter_loop_in_this_process"}
+
+
 def kgram_comparison_table(artefact: dict):
-    """The designs side by side, and the starter's loop as the last row, from kgram_comparison.json."""
+    """The designs side by side, and the starter's loop timed both ways as the last rows, from
+    kgram_comparison.json. Each speed-up column divides a row's tokens/s by one of the loop's."""
     results = artefact["results"]
-    table = pd.DataFrame(results["designs"]).T[["final_loss", "average_loss", "tokens_per_s", "wall_s",
-                                                 "speedup_over_loop", "parameters"]]
-    loop = results["starter_loop"]
-    table.loc["onehot, starter's loop"] = [None, None, loop["tokens_per_s"], loop["wall_s"], 1.0,
-                                           results["designs"]["onehot"]["parameters"]]
+    columns = ["final_loss", "average_loss", "tokens_per_s", "wall_s", "speedup_over_loop",
+               "speedup_over_loop_in_this_process", "parameters"]
+    table = pd.DataFrame(results["designs"]).T[columns]
+    parameters = results["designs"]["onehot"]["parameters"]
+    for label, loop in STARTER_LOOP_LABELS.items():
+        timing = results[loop]
+        table.loc[label] = [None, None, timing["tokens_per_s"], timing["wall_s"],
+                            results["starter_loop"]["tokens_per_s"] / timing["tokens_per_s"],
+                            results["starter_loop_in_this_process"]["tokens_per_s"] / timing["tokens_per_s"], parameters]
     return table.astype({"parameters": int})
 
 

@@ -86,8 +86,9 @@ def plot_kgram_comparison(artefact: dict):
     results = artefact["results"]
     fig, (left, right) = plt.subplots(1, 2)
     plot_loss_curves(pd.DataFrame(results["history"]), ax=left, title="training loss, same batches and seed")
-    names = [*results["designs"], "onehot,\nstarter's loop"]
-    speeds = [row["tokens_per_s"] for row in results["designs"].values()] + [results["starter_loop"]["tokens_per_s"]]
+    names = [*results["designs"], "starter's loop,\nas the starter runs", "starter's loop,\nin this process"]
+    speeds = [row["tokens_per_s"] for row in results["designs"].values()] + [
+        results["starter_loop"]["tokens_per_s"], results["starter_loop_in_this_process"]["tokens_per_s"]]
     plot_speed_bars(names, speeds, ax=right, title="training speed")
     fig.suptitle(f"k-gram MLP designs ({artefact['preset']} preset, {artefact['device']})")
     return fig

@@ -102,17 +102,35 @@ def notes_corpus(enc):
 
 @pytest.fixture(scope="module")
 def starter_loop(notes_corpus):
-    """The starter's per-position loop on the notes' configuration, timed once over two batches of 32."""
+    """The starter's per-position loop on the notes' configuration, timed once over two batches of 32, as the
+    starter runs: in a process of its own, glibc's allocator at its defaults."""
     torch.set_num_threads(2)
     h.seed_everything(0)
-    return h.time_starter_loop(h.KGramMLPSeqModel(**NOTES_CONFIGURATION), notes_corpus, batches=2, batch_size=32,
-                               seed=0)
+    batches = h.starter_loop_batches(notes_corpus, batches=2, batch_size=32, seed=0)
+    return h.time_starter_loop_as_the_starter_runs(h.KGramMLPSeqModel(**NOTES_CONFIGURATION), batches)
+
+
+def test_the_loop_in_a_process_of_its_own_trains_the_same_model_on_the_same_batches(notes_corpus):
+    torch.set_num_threads(2)
+    h.seed_everything(0)
+    model = h.KGramMLPSeqModel(**{**NOTES_CONFIGURATION, "embed_size": 8, "num_inner_layers": 1})
+    batches = h.starter_loop_batches(notes_corpus, batches=2, batch_size=2, seed=0)
+    there = h.time_starter_loop_as_the_starter_runs(model, batches)
+    here = h.time_starter_loop(model, batches)
+    assert there["tokens"] == here["tokens"] == 2 * 2 * 31
+    assert len(here["losses"]) == 2 and there["losses"] == pytest.approx(here["losses"], abs=1e-6)
+
+
+def test_the_allocator_setting_can_be_left_at_glibcs_defaults(monkeypatch):
+    monkeypatch.setenv("PICOLLM_KEEP_FREED_MEMORY", "0")
+    assert h.keep_freed_memory_for_reuse() is False
 
 
 @pytest.mark.parametrize("chunk_size", [1024, 8])
 def test_fast_onehot_trains_at_least_35_times_faster_than_the_loop(notes_corpus, starter_loop, chunk_size):
     """The notes' configuration: k = 2, embedding 64, two inner layers, Adam 1e-3, batch 32, 3seqs.txt,
-    through the training step users get (train_model), at the default chunk size and at 8."""
+    through the training step users get (train_model), at the default chunk size and at 8, against the
+    starter's loop as the starter runs."""
     torch.set_num_threads(2)
     h.seed_everything(0)
     history = h.train_model(h.KGramMLPSeqModel(**NOTES_CONFIGURATION, chunk_size=chunk_size), notes_corpus,
