@@ -200,7 +200,8 @@ def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: 
     (train_model). The onehot design is also timed at each of `chunk_sizes` after the first
     (positions processed at once). The starter's loop trains the onehot design from the same
     initial weights on `timing_batches` batches, twice: as the starter runs (a process of its
-    own, glibc's default allocator; the speed-ups are over this one) and in this process. Writes artefacts/kgram_comparison.json and returns it;
+    own, glibc's default allocator; the speed-ups are over this one) and in this process.
+    Writes artefacts/kgram_comparison.json and returns it;
     with checkpoint_dir, also saves each trained design there as kgram_<design>.pt.
     """
     shared = dict(vocab_size=vocab_size, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers)
@@ -248,10 +249,9 @@ def kgram_comparison_table(artefact: dict):
     table = pd.DataFrame(results["designs"]).T[columns]
     parameters = results["designs"]["onehot"]["parameters"]
     for label, loop in STARTER_LOOP_LABELS.items():
-        timing = results[loop]
-        table.loc[label] = [None, None, timing["tokens_per_s"], timing["wall_s"],
-                            results["starter_loop"]["tokens_per_s"] / timing["tokens_per_s"],
-                            results["starter_loop_in_this_process"]["tokens_per_s"] / timing["tokens_per_s"], parameters]
+        speed = results[loop]["tokens_per_s"]
+        table.loc[label] = [None, None, speed, results[loop]["wall_s"], results["starter_loop"]["tokens_per_s"] / speed,
+                            results["starter_loop_in_this_process"]["tokens_per_s"] / speed, parameters]
     return table.astype({"parameters": int})
 
 

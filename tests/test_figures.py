@@ -36,7 +36,8 @@ def test_make_figures_redraws_them_all_in_under_a_minute_training_nothing(tmp_pa
 
 @pytest.mark.parametrize("name", list(h.FIGURES))
 def test_each_figure_is_slide_shaped_with_readable_text(name):
-    figure = h.draw_figure(name)
+    committed = h.read_artefact(h.artefact_path(h.FIGURES[name][0], h.BUNDLED_ARTEFACTS_DIR))
+    figure = h.draw_figure(name, committed)
     width, height = figure.get_size_inches()
     assert width / height == pytest.approx(16 / 9, rel=0.01)
     texts = [text for text in figure.findobj(matplotlib.text.Text) if text.get_text().strip() and text.get_visible()]
