@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     device = h.pick_device(args.device)
     run = h.get_run_preset("gpu" if device.type == "cuda" else "cpu")
     precisions = (h.resolve_precision("auto", device), "fp32") if device.type == "cuda" else ("fp32", "bf16")
-    corpus = h.build_corpus(h.get_tokenizer(), run.block_size, tinystories_weight=0.0, input_dir=h.CUSTOM_CORPUS)
+    corpus = h.build_corpus(h.get_tokenizer(), run.block_size, base_weight=0.0, input_dir=h.CUSTOM_CORPUS)
     configs = {name: h.transformer_config(name, run.transformer_scale, max_seq_len=run.block_size)
                for name in h.TRANSFORMER_PRESETS}
     artefact = h.throughput_benchmark(configs, corpus, device=device, precisions=precisions,

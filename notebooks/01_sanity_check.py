@@ -105,8 +105,8 @@ assert enc.decode(ids) == "Once upon a time"
 # %%
 BLOCK_SIZE = 32
 h.seed_everything(SEED)
-corpus = h.build_corpus(enc, BLOCK_SIZE, packing=False, tinystories_weight=0.0, input_files=["3seqs.txt"], seed=SEED)
-print(f"{corpus.num_train} training sequences, lengths {[len(s) for s in corpus.train_other]}")
+corpus = h.build_corpus(enc, BLOCK_SIZE, packing=False, base_weight=0.0, input_files=["3seqs.txt"], seed=SEED)
+print(f"{corpus.num_train} training sequences, lengths {[len(s) for s in corpus.train_own]}")
 tokens, mask = next(corpus.train_batches(batch_size=16, seed=SEED, steps_per_epoch=1))
 print("batch tokens:", tuple(tokens.shape), " mask of real tokens:", tuple(mask.shape))
 print("first sequence starts:", repr(enc.decode(tokens[:12, 0].tolist())))

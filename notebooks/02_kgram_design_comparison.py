@@ -143,7 +143,7 @@ assert difference <= 1e-5
 # `keep_freed_memory_for_reuse`). This is the slow cell: the loop takes about ten seconds a batch.
 
 # %%
-corpus = h.build_corpus(enc, 32, packing=False, tinystories_weight=0.0, input_files=["3seqs.txt"], seed=SEED)
+corpus = h.build_corpus(enc, 32, packing=False, base_weight=0.0, input_files=["3seqs.txt"], seed=SEED)
 comparison = h.kgram_design_comparison(
     corpus, enc.n_vocab, preset=run.name, device=device, **{k: v for k, v in shared.items() if k != "vocab_size"},
     recipe=h.STARTER_RECIPE, batch_size=BATCH_SIZE, steps=STEPS, seed=SEED, timing_batches=run.timing_batches,
@@ -167,7 +167,7 @@ plt.show()
 # model can predict from each window.
 
 # %%
-story_corpus = h.build_corpus(enc, run.block_size, tinystories_weight=0.0, input_dir=h.CUSTOM_CORPUS,
+story_corpus = h.build_corpus(enc, run.block_size, base_weight=0.0, input_dir=h.CUSTOM_CORPUS,
                               test_fraction=0.2, seed=SEED)
 windows = h.kgram_window_comparison(
     story_corpus, enc.n_vocab, preset=run.name, device=device, variant="embedding",

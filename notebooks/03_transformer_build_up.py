@@ -196,7 +196,7 @@ assert cache_difference <= 1e-4
 # it. The k-gram design is notebook 02's winner when its artefact exists.
 
 # %%
-corpus = h.build_corpus(enc, run.block_size, tinystories_weight=0.5 if run.tinystories_stories else 0.0,
+corpus = h.build_corpus(enc, run.block_size, base_weight=0.5 if run.tinystories_stories else 0.0,
                         tinystories_stories=run.tinystories_stories, input_dir=h.CUSTOM_CORPUS, seed=SEED)
 vocab_ids = h.vocab_ids_for(corpus, run.vocab, run.min_count)
 try:

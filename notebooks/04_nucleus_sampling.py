@@ -120,7 +120,7 @@ plt.show()
 # words). Stored in `artefacts/sampling_diversity.json`.
 
 # %%
-words, word_list = h.reading_words(h.build_corpus(enc, run.block_size, tinystories_weight=0.0,
+words, word_list = h.reading_words(h.build_corpus(enc, run.block_size, base_weight=0.0,
                                                   input_dir=h.CUSTOM_CORPUS), enc)
 diversity = h.sampling_diversity(models, enc, preset=run.name, device=device, words=words, word_list=word_list,
                                  prompt=PROMPT, top_ps=TOP_PS, num_samples=num_samples, seed=SEED)

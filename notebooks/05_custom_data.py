@@ -92,7 +92,7 @@ h.memory_table("05", run, h.resolve_precision("auto", device)).round(3)
 # one-line note and the run goes on with the custom text alone.
 
 # %%
-corpus = h.build_corpus(enc, run.block_size, tinystories_weight=TINYSTORIES_WEIGHT,
+corpus = h.build_corpus(enc, run.block_size, base_weight=TINYSTORIES_WEIGHT,
                         tinystories_stories=run.tinystories_stories, input_dir=INPUT_DIR, seed=SEED)
 for stream in corpus.train:
     print(f"{stream.name}: {len(stream):,} tokens")

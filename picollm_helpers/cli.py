@@ -27,16 +27,16 @@ import torch
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .data import InputError, resolve_data_path, write_json_atomically
+from .artefacts import artefact_path, provenance, write_json_atomically
 from .device import PRECISIONS, is_main_process, pick_device, resolve_precision, seed_everything
-from .experiments import (artefact_path, kgram_comparison_table, kgram_design_comparison, provenance,
-                          transformer_comparison, transformer_metrics_table)
+from .experiments import kgram_comparison_table, kgram_design_comparison, transformer_comparison, transformer_metrics_table
 from .heads import vocab_ids_for
 from .models import KGramMLPSeqModel, MODEL_FAMILIES, build_model, count_parameters, describe_vocabulary
-from .packing import build_corpus
+from .corpus import build_corpus
+from .sources import BASE_CORPORA, HELDOUT_WORK, resolve_data_path
 from .parallel import (BACKENDS, DEFAULT_TIMEOUT_S, check_backend, launched_by_torchrun, launched_processes,
                        start_data_parallel, stop_data_parallel)
-from .presets import RUN_PRESETS, TRANSFORMER_PRESETS, TransformerConfig, get_run_preset, transformer_config
+from .presets import RUN_PRESETS, TRANSFORMER_PRESETS, InputError, TransformerConfig, get_run_preset, transformer_config
 from .sampling import generate_text
 from .plots import ok_runs
 from .sweeps import CUSTOM_CORPUS, custom_data_sweep
@@ -47,6 +47,15 @@ from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, check_batc
 SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
 STARTER_EPOCHS = 3
 DEFAULT_COMPARISON_STEPS = 20  # the course notes compared the k-gram designs over 20 mini-batches
+
+
+class RememberFlag(argparse.Action):
+    """Store the value, and which of the option's names was typed (`<dest>_flag`), so that a message
+    names the flag as the user wrote it (--base_weight, or the starter's --tinystories_weight)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_flag", option_string)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,12 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
                            "up in the bundle's data/ folder (e.g. 3seqs.txt).")
     data.add_argument("--input_dir", default=None, help="A folder whose *.txt files (recursively) are read "
                                                          "like --input_files, e.g. data/custom_corpus.")
-    data.add_argument("--eval_files", nargs="*", default=[],
-                      help="Held-out text files, never trained on: the run reports its loss on them.")
+    data.add_argument("--eval_files", nargs="*", default=None,
+                      help="Held-out text files, never trained on: the run reports its loss on them (default: "
+                           "The Winter's Tale, which no run trains on, when a packed run trains on the plays; "
+                           "give the flag alone for none).")
     data.add_argument("--limit_custom_examples", type=int, default=None,
                       help="Keep only the first N lines of --input_files/--input_dir.")
-    data.add_argument("--tinystories_weight", type=float, default=0.5,
-                      help="Probability that a training draw comes from TinyStories; 0 skips TinyStories.")
+    data.add_argument("--base_corpus", choices=BASE_CORPORA, default=None,
+                      help="What every run trains on besides your own text: the public-domain plays the bundle ships "
+                           "(the default; the same offline), or TinyStories from the Hugging Face hub or "
+                           "--tinystories_path (the default when that is given; the plays when the hub is out of "
+                           "reach).")
+    data.add_argument("--base_weight", "--tinystories_weight", dest="base_weight", type=float, default=0.5,
+                      action=RememberFlag,
+                      help="Share of training windows (or draws) from the base corpus, the rest from "
+                           "--input_files/--input_dir; 0 trains on your own text alone. --tinystories_weight is the "
+                           "starter's name for it.")
     data.add_argument("--tinystories_stories", type=int, default=20_000,
                       help="How many TinyStories stories to stream from the Hugging Face hub.")
     data.add_argument("--tinystories_path", default=None,
@@ -214,8 +233,9 @@ def check_numbers(args) -> None:
              "sequence. Use --block_size 2 or more (the sanity check uses 32).")
     if args.num_inner_mlp_layers < 0 or args.tinystories_stories < 0:
         fail("--num_inner_mlp_layers and --tinystories_stories must be 0 or more.")
-    if not 0.0 <= args.tinystories_weight <= 1.0:
-        fail(f"--tinystories_weight {args.tinystories_weight} must lie in [0, 1]; 0 skips TinyStories.")
+    if not 0.0 <= args.base_weight <= 1.0:
+        fail(f"{getattr(args, 'base_weight_flag', '--base_weight')} {args.base_weight} must lie in [0, 1]; 0 trains "
+             "on your own text alone.")
     if not 0.0 <= args.test_fraction < 1.0:
         fail(f"--test_fraction {args.test_fraction} must lie in [0, 1): 0.1 holds out a tenth.")
     if args.train_seconds is not None and not args.train_seconds > 0:
@@ -229,7 +249,7 @@ def check_numbers(args) -> None:
 
 def check_paths(args) -> None:
     """Every input exists (bare names may live in data/); outputs are not folders."""
-    for path in [*args.input_files, *args.eval_files, *([args.tinystories_path] if args.tinystories_path else [])]:
+    for path in [*args.input_files, *(args.eval_files or []), *filter(None, [args.tinystories_path])]:
         if resolve_data_path(path).is_dir():
             fail(f"{path} is a folder: pass folders with --input_dir, files with --input_files or --eval_files.")
     if args.input_dir:
@@ -368,8 +388,10 @@ def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, voca
                                          precision=summary["precision"])
         say(f"  {setting:<11} {samples[setting]!r}")
     if summary["heldout_loss"] is not None:
-        say(f"held-out loss: {summary['heldout_loss']:.4f} nats/token ({corpus.num_heldout_tokens:,} tokens)"
-              if corpus.packed else f"test loss: {summary['heldout_loss']:.4f}")
+        say(f"held-out loss: {summary['heldout_loss']:.4f} nats/token, {summary['heldout_bits_per_char']:.4f} "
+            f"bits/character ({', '.join(stream.name for stream in corpus.heldout)}: "
+            f"{corpus.num_heldout_tokens:,} tokens)" if corpus.packed else
+            f"test loss: {summary['heldout_loss']:.4f} ({summary['heldout_bits_per_char']:.4f} bits/character)")
     if args.save_checkpoint:
         path = checkpoint_path(args, label)
         save_checkpoint(model, path, trained_on=describe_data(args), steps=summary["steps"])
@@ -383,8 +405,27 @@ def checkpoint_path(args, label: str) -> Path:
     return path if len(args.models) == 1 else path.with_name(f"{path.stem}_{label}{path.suffix}")
 
 
+def base_corpus_name(args) -> str:
+    """The base corpus asked for: --base_corpus, else TinyStories when a local copy is given, else the plays."""
+    return args.base_corpus or ("tinystories" if args.tinystories_path else "plays")
+
+
+def has_own_text(args) -> bool:
+    return bool(args.input_files or args.input_dir)
+
+
+def default_eval_files(args, plan: RunPlan) -> list:
+    """--eval_files, or by default the standard held-out work when a packed run trains on the plays."""
+    if args.eval_files is not None:
+        return args.eval_files
+    trains_on_plays = base_corpus_name(args) == "plays" and (args.base_weight > 0 or not has_own_text(args))
+    return [HELDOUT_WORK] if plan.packing and trains_on_plays else []
+
+
 def describe_data(args) -> str:
-    return " ".join([*args.input_files, args.input_dir or ""]).strip() or "TinyStories"
+    own = " ".join([*args.input_files, args.input_dir or ""]).strip()
+    base = base_corpus_name(args) if args.base_weight > 0 or not own else ""
+    return " + ".join(part for part in (base, own) if part)
 
 
 def write_metrics(args, plan: RunPlan, device, runs: dict) -> None:
@@ -448,9 +489,9 @@ def main(argv=None) -> int:
         enc = get_tokenizer()
         seed_everything(args.seed)
         corpus = build_corpus(
-            enc, args.block_size, packing=plan.packing, tinystories_weight=args.tinystories_weight,
+            enc, args.block_size, packing=plan.packing, base_corpus=base_corpus_name(args), base_weight=args.base_weight,
             tinystories_stories=args.tinystories_stories, tinystories_path=args.tinystories_path,
-            input_files=args.input_files, input_dir=args.input_dir, eval_files=args.eval_files,
+            input_files=args.input_files, input_dir=args.input_dir, eval_files=default_eval_files(args, plan),
             limit_custom_examples=args.limit_custom_examples, test_fraction=args.test_fraction, seed=args.seed)
         if args.collect_transformer_metrics or args.custom_sweep_log:
             if args.collect_transformer_metrics:

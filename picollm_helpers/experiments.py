@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -25,67 +24,16 @@ import pandas as pd
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .data import InputError, write_json_atomically
-from .device import KEEP_FREED_MEMORY_VARIABLE, describe_device, seed_everything
+from .artefacts import history_rows, read_artefact, write_artefact
+from .device import KEEP_FREED_MEMORY_VARIABLE, seed_everything
 from .models import (KGramMLPSeqModel, build_model, compute_next_token_loss, count_parameters, describe_vocabulary,
                      family_of, kgram_starter_loop_logits)
 from .heads import vocab_ids_for
-from .packing import build_corpus
-from .presets import (ARTEFACTS_DIR, BUNDLED_ARTEFACTS_DIR, CUSTOM_CORPUS, PROJECT_ROOT, TRANSFORMER_PRESETS,
+from .corpus import build_corpus
+from .presets import (CUSTOM_CORPUS, TRANSFORMER_PRESETS, InputError,
                       RunPreset, transformer_config)
 from .sampling import generate_tokens, nucleus_mask
 from .training import STARTER_RECIPE, Recipe, make_optimizer, save_checkpoint, targets_in, train_model
-
-ARTEFACT_FIELDS = ("name", "created", "git_commit", "device", "torch_version", "preset", "config", "results")
-
-
-def git_commit() -> str:
-    """The bundle's current commit (with '+dirty' if files changed), or 'unknown' outside git."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        # Artefacts rewritten by the run itself do not make the code dirty.
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!artefacts").stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty else "") if head.returncode == 0 else "unknown"
-
-
-def artefact_path(name: str, folder: str | Path | None = None) -> Path:
-    return Path(folder or ARTEFACTS_DIR) / f"{name}.json"
-
-
-def provenance(device) -> dict:
-    """How a result was made: when (UTC), at which commit, on which device, with which torch."""
-    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git_commit": git_commit(),
-            "device": describe_device(device), "torch_version": torch.__version__}
-
-
-def write_artefact(name: str, *, preset: str, config: dict, results, device, folder=None, path=None) -> Path:
-    """Store a run's results with its provenance as artefacts/<name>.json (or at `path`)."""
-    payload = {"name": name, **provenance(device), "preset": preset, "config": config, "results": results}
-    return write_json_atomically(path or artefact_path(name, folder), payload)
-
-
-def read_artefact(name_or_path: str | Path) -> dict:
-    """An artefact by path, or by name: the one this run's artefacts folder holds, else the one the
-    bundle ships (the committed results)."""
-    path = Path(name_or_path)
-    if path.suffix != ".json":
-        written, shipped = artefact_path(str(name_or_path)), artefact_path(str(name_or_path), BUNDLED_ARTEFACTS_DIR)
-        path = written if written.is_file() else shipped
-    if not path.is_file():
-        raise InputError(f"No artefact at {path}: run the notebook that makes it (make run), "
-                         "or set REDRAW_ONLY = False.")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def history_rows(history) -> list[dict]:
-    """A training history as JSON rows (NaN test losses become null)."""
-    return json.loads(history.to_json(orient="records"))
-
 
 def corpus_size(corpus) -> dict:
     """How much text a corpus holds, for an artefact's config."""
@@ -394,7 +342,7 @@ def train_writer(enc, run: RunPreset, *, device, tinystories_path=None, input_di
     they vary. Writes artefacts/writer.json and returns it; with checkpoint_dir, also saves the
     model there as transformer_writer.pt, the model the sampling lab opens on.
     """
-    corpus = build_corpus(enc, run.block_size, tinystories_weight=0.5, tinystories_stories=run.tinystories_stories,
+    corpus = build_corpus(enc, run.block_size, base_weight=0.5, tinystories_stories=run.tinystories_stories,
                           tinystories_path=tinystories_path, input_dir=input_dir, test_fraction=test_fraction,
                           seed=seed)
     seed_everything(seed)

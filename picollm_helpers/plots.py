@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from .experiments import read_artefact
+from .artefacts import read_artefact
 from .presets import ARTEFACTS_DIR
 from .sampling import check_sampling_args, nucleus_mask
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .data import InputError
+from .presets import InputError
 from .device import AUTOCAST_DTYPES, seed_everything
-from .experiments import read_artefact, write_artefact
+from .artefacts import read_artefact, write_artefact
 from .heads import FUSED_CHUNK_ROWS, ids_seen
 from .models import build_model, count_parameters, describe_vocabulary
-from .packing import build_corpus
+from .corpus import build_corpus
 from .presets import TransformerConfig
 from .sampling import generate_text
 from .training import STARTER_RECIPE, Recipe, make_optimizer, run_summary, train_model
@@ -97,9 +97,9 @@ def one_speed_run(run: SpeedRun, train_file, heldout_file, *, model: Transformer
                   train_seconds: float, eval_every_seconds: float, batch_size: int, block_size: int, seed: int,
                   prompt: str, max_new_tokens: int) -> dict:
     block_size = run.block_size or block_size
-    heldout = build_corpus(enc, block_size, tinystories_weight=0.0, input_files=[train_file],
+    heldout = build_corpus(enc, block_size, base_weight=0.0, input_files=[train_file],
                            eval_files=[heldout_file])
-    training = heldout if run.packing else build_corpus(enc, block_size, packing=False, tinystories_weight=0.0,
+    training = heldout if run.packing else build_corpus(enc, block_size, packing=False, base_weight=0.0,
                                                          input_files=[train_file])
     vocab_ids = ids_seen(training.train_streams(), model.vocab_size, run.min_count) if run.vocab == "corpus" else None
     seed_everything(seed)

@@ -20,13 +20,13 @@ from typing import Callable
 
 import torch
 
-from .data import load_custom_examples
+from .sources import load_custom_examples
 from .device import seed_everything
-from .experiments import (artefact_path, copied_ngram_fraction, provenance, read_artefact, summarize_history,
-                          word_share, words_of, write_artefact)
+from .artefacts import artefact_path, provenance, read_artefact, write_artefact
+from .experiments import copied_ngram_fraction, summarize_history, word_share, words_of
 from .heads import vocab_ids_for
 from .models import build_model
-from .packing import build_corpus
+from .corpus import build_corpus
 from .presets import CUSTOM_CORPUS, PACKAGE_DIR, RunPreset, transformer_config
 from .sampling import generate_text
 from .tokenizer import GPT2_VOCAB_SIZE
@@ -140,7 +140,7 @@ def custom_data_sweep(enc, run: RunPreset, *, device, sizes=(3, 63, 123, 185), s
     sizes = sorted({min(size, len(every_line)) for size in sizes})
 
     def train_one(config: dict) -> dict:
-        corpus = build_corpus(enc, run.block_size, tinystories_weight=0.0, input_dir=input_dir,
+        corpus = build_corpus(enc, run.block_size, base_weight=0.0, input_dir=input_dir,
                               limit_custom_examples=config["sequences"], seed=seed)
         seed_everything(seed)
         model = sweep_model(config["model"], corpus, run).to(device)
@@ -162,7 +162,7 @@ def custom_data_sweep(enc, run: RunPreset, *, device, sizes=(3, 63, 123, 185), s
 def training_budget_sweep(enc, run: RunPreset, *, device, steps_per_epoch=(1, 3, 6), epochs: int = 3,
                           test_fraction: float = 0.4, seed: int = 0, input_dir: str = CUSTOM_CORPUS) -> dict:
     """Train and held-out loss of the LSTM and GPT-oss after 3 x 1, 3 and 6 steps, on a 60/40 split of the lines."""
-    corpus = build_corpus(enc, run.block_size, tinystories_weight=0.0, input_dir=input_dir,
+    corpus = build_corpus(enc, run.block_size, base_weight=0.0, input_dir=input_dir,
                           test_fraction=test_fraction, seed=seed)
 
     def train_one(config: dict) -> dict:
@@ -193,7 +193,7 @@ def overfitting_sweep(enc, run: RunPreset, *, device, sequences: int = 40, max_s
     Every `sample_every` steps a greedy sample is stored with the share of its 4-token n-grams
     copied verbatim from the training text (memorisation).
     """
-    corpus = build_corpus(enc, run.block_size, tinystories_weight=0.0, input_dir=input_dir,
+    corpus = build_corpus(enc, run.block_size, base_weight=0.0, input_dir=input_dir,
                           limit_custom_examples=sequences, test_fraction=test_fraction, seed=seed)
     prompt_ids = enc.encode_ordinary(prompt)
 
@@ -273,7 +273,7 @@ def hparam_sweep(enc, run: RunPreset, *, device, steps: int | None = None, test_
     batch_size = max(1, run.batch_size // 2)
 
     def train_one(config: dict) -> dict:
-        corpus = build_corpus(enc, config["block_size"], tinystories_weight=0.0, input_dir=input_dir,
+        corpus = build_corpus(enc, config["block_size"], base_weight=0.0, input_dir=input_dir,
                               test_fraction=test_fraction, seed=seed)
         seed_everything(seed)
         lstm = config["model"] == "LSTM"

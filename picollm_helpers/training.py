@@ -31,13 +31,14 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .data import InputError, note
+from .presets import InputError
+from .sources import note
 from .device import autocast, is_main_process, process_count, process_rank, resolve_precision
 from .models import TransformerModel, build_model, family_of
 from .tokenizer import TOKENIZER_NAME
 
 HISTORY_COLUMNS = ["model", "epoch", "step", "loss", "tokens", "tokens_per_s", "elapsed_s", "learning_rate",
-                   "test_loss"]
+                   "test_loss", "test_bpc"]
 OPTIMIZERS, SCHEDULES = ("adamw", "adam"), ("cosine", "constant")
 AUTO_WARMUP_FRACTION = 0.05  # warm-up steps, as a share of the run, when warmup_steps is None
 # The loss path each device trains with by default. On the CPU the fused loss measured as fast as
@@ -199,9 +200,22 @@ def default_fused_loss(device: torch.device) -> bool:
     return FUSED_LOSS_BY_DEVICE.get(torch.device(device).type, False)
 
 
+@dataclass(frozen=True)
+class HeldOutLoss:
+    """A held-out evaluation: mean full-vocabulary nats per token, every held-out target counted once; the
+    same loss in bits per character of the held-out text, a figure that models with other vocabularies
+    (or tokenizers) share; and how many tokens it covered."""
+
+    nats_per_token: float
+    bits_per_char: float
+    tokens: int
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, corpus, batch_size: int = EVAL_BATCH_SIZE, precision: str = "fp32") -> float:
-    """Mean full-vocabulary nats per held-out token, every held-out target counted once (NaN if none).
+def evaluate(model: torch.nn.Module, corpus, batch_size: int = EVAL_BATCH_SIZE,
+             precision: str = "fp32") -> HeldOutLoss:
+    """The held-out loss of a corpus (or held-out set) in nats per token and bits per character (NaN if
+    it holds nothing).
 
     In a data-parallel run each process evaluates its share of the batches and the sums are added up.
     """
@@ -221,7 +235,10 @@ def evaluate(model: torch.nn.Module, corpus, batch_size: int = EVAL_BATCH_SIZE, 
     if processes > 1:
         dist.all_reduce(sums)
     model.train(was_training)
-    return float(sums[0] / sums[1]) if sums[1] else math.nan
+    nats, targets = float(sums[0]), int(sums[1])
+    characters = corpus.heldout_characters
+    return HeldOutLoss(nats / targets if targets else math.nan,
+                       nats / math.log(2) / characters if characters else math.nan, targets)
 
 
 class StepLoss(torch.nn.Module):
@@ -330,8 +347,8 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
 
     Columns: model, epoch, step, loss (training, full-vocabulary nats), tokens (targets in the
     step), tokens_per_s, elapsed_s (training time so far, evaluation excluded), learning_rate
-    and test_loss (held-out, every eval_every steps or eval_every_seconds of training, and
-    after the last step; NaN elsewhere); `history.attrs` holds how it trained (precision,
+    test_loss and test_bpc (held-out nats per token and bits per character, every eval_every steps or
+    eval_every_seconds of training, and after the last step; NaN elsewhere); `history.attrs` holds how it trained (precision,
     processes, grad_accum_steps, compiled). The held-out part is `heldout`'s (another corpus,
     so that runs on different data paths are measured alike) or else the corpus's own.
     `on_eval(step, model)`, if given, is called at those same points (a sample, say), outside
@@ -385,13 +402,13 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
         due = bool(eval_every and (step + 1) % eval_every == 0)
         if next_eval_s is not None and elapsed >= next_eval_s:
             due, next_eval_s = True, next_eval_s + eval_every_seconds
-        test_loss = evaluate(model, heldout, precision=precision) if heldout.has_heldout and (due or done) \
-            else math.nan
+        test = evaluate(model, heldout, precision=precision) if heldout.has_heldout and (due or done) else None
         if on_eval is not None and (due or done):
             on_eval(step + 1, model)
         count = targets_in(tokens, mask)
         epoch = step // steps_per_epoch + 1 if steps_per_epoch else 1
-        rows.append((name, epoch, step + 1, loss_value, count, count / step_seconds, elapsed, learning_rate, test_loss))
+        rows.append((name, epoch, step + 1, loss_value, count, count / step_seconds, elapsed, learning_rate,
+                     *((test.nats_per_token, test.bits_per_char) if test else (math.nan, math.nan))))
         bar.advance(step_seconds, loss_value)
         if done:
             break
@@ -419,10 +436,12 @@ def epoch_losses(history: pd.DataFrame) -> pd.Series:
 
 
 def run_summary(history: pd.DataFrame) -> dict:
-    """What a run's metrics file and artefacts report of a history: losses, steps, tokens and speed."""
-    tested = history["test_loss"].dropna()
+    """What a run's metrics file and artefacts report of a history: losses (the held-out one in nats per
+    token and bits per character), steps, tokens and speed."""
+    tested = history.dropna(subset=["test_loss"])
     seconds = float(history["elapsed_s"].iloc[-1])
-    return {"heldout_loss": float(tested.iloc[-1]) if len(tested) else None,
+    return {"heldout_loss": float(tested["test_loss"].iloc[-1]) if len(tested) else None,
+            "heldout_bits_per_char": float(tested["test_bpc"].iloc[-1]) if len(tested) else None,
             "train_loss": float(history["loss"].iloc[-1]), "steps": int(history["step"].iloc[-1]),
             "tokens_seen": int(history["tokens"].sum()), "tokens_per_s": float(history["tokens"].sum() / seconds),
             "train_seconds": seconds, **history.attrs}

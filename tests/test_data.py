@@ -1,6 +1,8 @@
 """Every data source, the batching conventions, and every kind of bad input."""
 
+import hashlib
 import random
+import re
 
 import pandas as pd
 import pytest
@@ -80,20 +82,23 @@ def test_bytes_that_are_not_utf8_warn_with_file_and_line_then_go_on(tmp_path, ca
 @pytest.mark.parametrize("packing", [True, False])
 def test_block_size_under_two_is_refused(enc, packing):
     with pytest.raises(h.InputError, match="block_size=1"):
-        h.build_corpus(enc, 1, packing=packing, tinystories_weight=0.0, input_files=["3seqs.txt"])
+        h.build_corpus(enc, 1, packing=packing, base_weight=0.0, input_files=["3seqs.txt"])
 
 
-def test_every_source_empty_is_refused(enc, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(h.InputError, match="No training text"):
-        h.build_corpus(enc, 32, tinystories_weight=0.5, tinystories_stories=10)
+@pytest.mark.parametrize("packing", [True, False])
+def test_no_text_at_all_is_refused(enc, packing):
+    with pytest.raises(h.InputError, match="No training text: --base_weight 0"):
+        h.build_corpus(enc, 32, packing=packing, base_weight=0.0)
 
 
-def test_offline_tinystories_is_skipped_in_one_line(capsys, monkeypatch):
+def test_offline_tinystories_says_so_in_one_line_and_trains_on_the_plays(enc, capsys, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    assert h.stream_tinystories(5) == []
+    assert h.tinystories_source(5) is None
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("TinyStories skipped: HF_HUB_OFFLINE=1")
+    corpus = h.build_corpus(enc, 32, base_corpus="tinystories", tinystories_stories=5)
+    assert [stream.name for stream in corpus.train] == ["the plays"]
+    assert "Training on the bundled plays instead" in capsys.readouterr().err
 
 
 def test_unreachable_hub_is_detected_fast(monkeypatch):
@@ -118,9 +123,9 @@ def test_streaming_takes_only_the_stories_asked_for(monkeypatch):
         calls.update(name=name, split=split, streaming=streaming)
         return ({"text": f"story {i}"} for i in itertools.count())
 
-    monkeypatch.setattr(h.data, "hub_unreachable_reason", lambda: None)
+    monkeypatch.setattr(h.sources, "hub_unreachable_reason", lambda: None)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    assert h.stream_tinystories(3) == ["story 0", "story 1", "story 2"]
+    assert h.stream_tinystories(3) == (["story 0", "story 1", "story 2"], None)
     assert calls == {"name": "roneneldan/TinyStories", "split": "train", "streaming": True}
 
 
@@ -168,10 +173,10 @@ def test_collate_pads_to_seq_len_by_batch_with_a_mask():
 
 def test_mixed_dataset_respects_the_weight():
     random.seed(0)
-    dataset = h.MixedSequenceDataset([[1, 1]], [[2, 2]], p_tiny=0.25)
+    dataset = h.MixedSequenceDataset([[1, 1]], [[2, 2]], base_weight=0.25)
     draws = [int(dataset[i][0]) for i in range(4000)]
     assert abs(draws.count(1) / len(draws) - 0.25) < 0.03
-    only_other = h.MixedSequenceDataset([], [[2, 2]], p_tiny=0.9)
+    only_other = h.MixedSequenceDataset([], [[2, 2]], base_weight=0.9)
     assert {int(only_other[i][0]) for i in range(50)} == {2}
 
 
@@ -187,7 +192,7 @@ def test_split_is_seeded_disjoint_and_complete():
 
 
 def test_per_example_batches_are_deterministic(enc):
-    corpus = h.build_corpus(enc, 16, packing=False, tinystories_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
+    corpus = h.build_corpus(enc, 16, packing=False, base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
                             test_fraction=0.2, seed=3)
     assert corpus.num_test > 0
 
@@ -202,9 +207,48 @@ def test_per_example_batches_are_deterministic(enc):
 
 
 def test_local_tinystories_mix_with_custom(enc, tinystories_dir):
-    corpus = h.build_corpus(enc, 64, packing=False, tinystories_weight=0.5,
+    corpus = h.build_corpus(enc, 64, packing=False, base_corpus="tinystories", base_weight=0.5,
                             tinystories_path=tinystories_dir / "sample_small.txt", input_files=["3seqs.txt"])
-    assert corpus.train_tiny and corpus.train_other and corpus.p_tiny == 0.5
-    packed = h.build_corpus(enc, 64, tinystories_weight=0.5, tinystories_path=tinystories_dir / "sample_small.txt",
-                            input_files=["3seqs.txt"])
+    assert corpus.train_base and corpus.train_own and corpus.base_weight == 0.5
+    packed = h.build_corpus(enc, 64, base_corpus="tinystories", base_weight=0.5,
+                            tinystories_path=tinystories_dir / "sample_small.txt", input_files=["3seqs.txt"])
     assert [stream.name for stream in packed.train] == ["TinyStories", "3seqs.txt"]
+
+
+# ---------------------------------------------------------------- the base corpus
+
+
+def test_the_plays_ship_with_their_checksums():
+    plays = ROOT / "data" / "plays"
+    table = dict(re.findall(r"\| `([a-z0-9_]+\.txt)` \|[^|]+\|[^|]+\| `([0-9a-f]{64})` \|",
+                            (plays / "README.md").read_text(encoding="utf-8")))
+    files = sorted(path.name for path in plays.glob("*.txt"))
+    assert len(files) == 27 and sorted(table) == files
+    for name, digest in table.items():
+        assert hashlib.sha256((plays / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_no_run_trains_on_the_heldout_works(enc):
+    names = {path.name for path in h.play_files()}
+    assert len(names) == 25 and not names & {work.name for work in h.HELDOUT_WORKS}
+    training_text = enc.decode(h.build_corpus(enc, 64).train_streams()[0].tolist())
+    assert "LEONTES" in h.read_text_file(h.HELDOUT_WORK) and "LEONTES" not in training_text
+    assert "CRANMER" in h.read_text_file(h.SECOND_HELDOUT_WORK) and "CRANMER" not in training_text
+
+
+def test_the_base_corpus_is_the_plays_unless_asked_and_zero_weight_trains_on_your_text_alone(enc, tmp_path):
+    (tmp_path / "mine.txt").write_text("".join(f"My line {i} is here.\n" for i in range(40)))
+    mixed = h.build_corpus(enc, 16, input_files=[tmp_path / "mine.txt"])
+    assert [stream.name for stream in mixed.train] == ["the plays", str(tmp_path / "mine.txt")]
+    assert mixed.weights.tolist() == [0.5, 0.5]
+    alone = h.build_corpus(enc, 16, base_weight=0.0, input_files=[tmp_path / "mine.txt"])
+    assert [stream.name for stream in alone.train] == [str(tmp_path / "mine.txt")]
+    with pytest.raises(h.InputError, match="--base_corpus 'wikipedia'"):
+        h.build_corpus(enc, 16, base_corpus="wikipedia")
+
+
+def test_every_artefact_names_the_base_corpus_and_its_hash(tmp_path):
+    path = h.write_artefact("probe", preset="quick", config={}, results={}, device="cpu", folder=tmp_path)
+    record = h.read_artefact(path)["base_corpus"]
+    assert record["name"] == "plays" and record["works"] == 25 and len(record["sha256"]) == 64
+    assert record["heldout_work"] == "winters_tale.txt"

@@ -97,7 +97,7 @@ NOTES_CONFIGURATION = dict(vocab_size=50257, k=2, embed_size=64, num_inner_layer
 
 @pytest.fixture(scope="module")
 def notes_corpus(enc):
-    return h.build_corpus(enc, 32, packing=False, tinystories_weight=0.0, input_files=["3seqs.txt"], seed=0)
+    return h.build_corpus(enc, 32, packing=False, base_weight=0.0, input_files=["3seqs.txt"], seed=0)
 
 
 @pytest.fixture(scope="module")

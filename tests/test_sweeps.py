@@ -84,7 +84,7 @@ def test_a_default_rerun_recomputes_every_config(tmp_path):
 def test_runs_carry_their_own_provenance(tmp_path):
     artefact = h.run_sweep("demo", CONFIGS[:1], square, preset="quick", device="cpu", sweep_config={}, path=tmp_path / "d.json")
     stamp = artefact["results"]["runs"][0]["provenance"]
-    assert set(stamp) == {"created", "git_commit", "device", "torch_version", "code_fingerprint"}
+    assert set(stamp) == {"created", "git_commit", "device", "torch_version", "base_corpus", "code_fingerprint"}
     assert stamp["code_fingerprint"] == h.code_fingerprint() == artefact["results"]["code_fingerprint"]
 
 

@@ -11,7 +11,7 @@ from conftest import ROOT
 
 @pytest.fixture(scope="module")
 def corpus(enc):
-    return h.build_corpus(enc, 32, tinystories_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
+    return h.build_corpus(enc, 32, base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
                           test_fraction=0.25, seed=0)
 
 
@@ -35,7 +35,7 @@ def test_history_has_one_row_per_step(corpus):
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_loss_goes_down_on_repeated_data(enc, packing):
-    corpus = h.build_corpus(enc, 32, packing=packing, tinystories_weight=0.0, input_files=["3seqs.txt"])
+    corpus = h.build_corpus(enc, 32, packing=packing, base_weight=0.0, input_files=["3seqs.txt"])
     h.seed_everything(0)
     model = h.LSTMSeqModel(50257, embed_size=32, hidden_size=32)
     history = h.train_model(model, corpus, batch_size=3, max_steps=30, recipe=h.Recipe(learning_rate=1e-2),
@@ -54,7 +54,7 @@ def test_fixed_seeds_give_the_same_losses(corpus):
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_evaluate_counts_every_heldout_target_once(enc, packing):
-    corpus = h.build_corpus(enc, 16, packing=packing, tinystories_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
+    corpus = h.build_corpus(enc, 16, packing=packing, base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
                             test_fraction=0.25, seed=0)
     h.seed_everything(0)
     model = h.LSTMSeqModel(50257, embed_size=16, hidden_size=16).eval()
@@ -67,7 +67,7 @@ def test_evaluate_counts_every_heldout_target_once(enc, packing):
             count += int(counted.sum())
     if packing:
         assert count == corpus.num_heldout_tokens - 1, "every held-out token but the first is a target once"
-    assert h.evaluate(model, corpus, batch_size=7) == pytest.approx(total / count, rel=1e-5)
+    assert h.evaluate(model, corpus, batch_size=7).nats_per_token == pytest.approx(total / count, rel=1e-5)
 
 
 def test_bad_training_arguments(corpus):
