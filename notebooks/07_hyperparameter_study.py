@@ -14,24 +14,21 @@
 # ---
 
 # %% [markdown]
-# # 07 · A hyperparameter study
+# # 07 · A hyperparameter study: what matters in a few seconds of a laptop
 #
-# Which settings matter for a small model at a fixed budget? The course notes planned a grid:
-# embedding size {256, 512, 1024}, block size {32, 64, 128}, LSTM layers {1, 2}, Transformer
-# heads {4, 8} and learning rate {5e-4, 1e-3}, for the LSTM and GPT-oss. Each config trains for
-# the same number of steps on the custom corpus, with a fifth of its lines held out; we record
-# train and held-out loss, tokens/s and a sample, in `artefacts/hparam_sweep.json`. The
-# learning rate is the peak of the bundle's recipe (warm-up, then cosine decay).
+# The course notes planned a grid of embedding sizes, block sizes, depths and learning rates.
+# What a student on a laptop pays is seconds, so here every config trains for the *same
+# seconds* on the plays, and is measured on *The Winter's Tale*, which no run trains on. A
+# wider or deeper model learns more from each token but sees fewer tokens in those seconds;
+# the study shows which wins.
 #
-# The models train on random windows of the packed text, so the block size is how many
-# tokens of context each window gives: a block of 128 spans several lines of the corpus, a
-# block of 32 about one.
+# * **learning rate × width**: every pair, as a heat map whose cells give the mean held-out
+#   loss and its seed-to-seed standard deviation;
+# * **block size and depth**: one at a time, from the preset's own settings (the centre);
+# * **quality against speed**: held-out loss against training tokens per second.
 #
-# The full grid is 72 trainings: the `gpu` preset runs it all. On a laptop (`cpu`) we run a
-# principled subset: embedding size × learning rate in full (the two the notes expected to
-# matter most, and a heat map needs both axes) at block 64 with one LSTM layer or four heads,
-# then one factor at a time from that centre (block 32 and 128, two layers, eight heads): 18
-# trainings. `quick` runs four, only to exercise the code.
+# The learning rate is the peak of the bundle's recipe (warm-up, then cosine decay), and a
+# batch always holds the same number of tokens, whatever the block size.
 
 # %% [markdown]
 # ## Set-up
@@ -50,16 +47,17 @@ if "google.colab" in sys.modules:  # elsewhere `make setup` has installed the bu
 
 # %% [markdown]
 # ## Parameters
-# With `REDRAW_ONLY = True` the plots are redrawn from the artefact. An interrupted sweep
-# resumes: rerun the cell and the configs already finished are kept.
+# `PRESET` sets the budget. `CHECKPOINT_DIR` keeps the study's progress, so that a rerun after
+# an interruption picks up where it stopped (on Colab, point it at your mounted Drive). With
+# `REDRAW_ONLY = True` nothing trains: the figures are drawn from the stored artefact.
 
 # %% tags=["parameters"]
 PRESET = None
-SEED = 0
+CHECKPOINT_DIR = None  # None: artefacts/checkpoints; on Colab, e.g. "/content/drive/MyDrive/pico-llm"
 REDRAW_ONLY = False
 
 # %% [markdown]
-# Imports, the run preset and the device.
+# Imports, the run preset, the device, and the settings tried on this preset.
 
 # %%
 import matplotlib.pyplot as plt
@@ -69,7 +67,11 @@ import picollm_helpers as h
 run = h.get_run_preset(PRESET)
 device = h.pick_device()
 enc = h.get_tokenizer()
-print(f"preset {run.name}, device {h.describe_device(device)}, {len(h.hparam_configs(run))} configs")
+budget = h.HYPERPARAMETER_BUDGETS[run.name]
+configs = h.hyperparameter_configs(run, h.study_seeds(run))
+print(f"preset {run.name}, device {h.describe_device(device)}, {len(configs)} runs of {budget.seconds:g} s "
+      f"(seeds {h.study_seeds(run)}); the centre: {h.hyperparameter_centre(run)}")
+budget
 
 # %% [markdown]
 # What training will take: the memory each model this notebook trains needs at this preset's
@@ -81,53 +83,60 @@ print(f"preset {run.name}, device {h.describe_device(device)}, {len(h.hparam_con
 h.memory_table("07", run, h.resolve_precision("auto", device)).round(3)
 
 # %% [markdown]
-# ## 1. The sweep
-# `depth` is the number of LSTM layers for the LSTM and the number of attention heads for GPT-oss.
+# ## 1. The study
+# Every config trains for the same seconds, with every seed, and is evaluated once at the end
+# on a fixed slice of *The Winter's Tale*. Stored in `artefacts/hyperparameters.json`.
 
 # %%
-sweep = h.read_artefact("hparam_sweep") if REDRAW_ONLY else h.hparam_sweep(enc, run, device=device, seed=SEED)
-runs = h.ok_runs(sweep)
-failed = [run_ for run_ in sweep["results"]["runs"] if run_["status"] == "failed"]
-print(f"{len(runs)} configs trained for {sweep['config']['steps']} steps each; {len(failed)} failed")
+study = (h.read_artefact("hyperparameters") if REDRAW_ONLY
+         else h.hyperparameter_study(enc, run, device=device, checkpoint_dir=checkpoint_dir))
+runs = h.runs_table(study)
+failed = [run_ for run_ in study["results"]["runs"] if run_["status"] == "failed"]
+print(f"{len(runs)} runs, {len(failed)} failed; the best cell: {study['results']['best']}")
 for run_ in failed:
     print("  failed:", run_["config"], run_["error"])
 
 # %% [markdown]
-# ## 2. Heat maps: held-out loss over embedding size and learning rate
+# ## 2. Learning rate × width
+# Each cell: the mean held-out loss over the seeds, and below it their standard deviation. Two
+# cells whose means differ by less than about twice their deviations are not different at this
+# budget. The best cell is outlined.
 
 # %%
-h.show_figure("hparam_heatmaps", sweep)
+h.show_figure("hyperparameter_heatmap", study)
 plt.show()
 
 # %% [markdown]
-# ## 3. The best configs
-# The three lowest held-out losses per model.
+# ## 3. Block size and depth
+# From the centre, one setting at a time: the tokens of context each window gives, and the
+# number of Transformer blocks.
 
 # %%
-columns = ["model", "embed_size", "block_size", "depth", "learning_rate", "final_loss", "final_test_loss",
-           "tokens_per_s", "sample"]
-best = runs.sort_values("final_test_loss").groupby("model", sort=False).head(3)[columns]
-best
+h.show_figure("hyperparameter_shape", study)
+plt.show()
 
 # %% [markdown]
 # ## 4. Quality against speed
-# A bigger model learns more per step but trains fewer tokens per second.
+# A wider model costs more per token, so it sees fewer tokens in the same seconds. Lower is
+# better; to the right is faster. Colours are widths, markers learning rates.
 
 # %%
-h.show_figure("hparam_quality_speed", sweep)
+h.show_figure("hyperparameter_speed", study)
 plt.show()
 
 # %% [markdown]
-# ## 5. Conclusion, computed from the artefact
+# Every config, mean and seed-to-seed standard deviation, best first:
 
 # %%
-for model, rows in runs.groupby("model", sort=False):
-    top = rows.loc[rows["final_test_loss"].idxmin()]
-    fastest = rows.loc[rows["tokens_per_s"].idxmax()]
-    print(f"{model}: best held-out loss {top['final_test_loss']:.3f} with embedding {top['embed_size']}, block "
-          f"{top['block_size']}, depth {top['depth']}, learning rate {top['learning_rate']:g}; fastest config "
-          f"{fastest['tokens_per_s']:,.0f} tokens/s (embedding {fastest['embed_size']}) vs "
-          f"{top['tokens_per_s']:,.0f} for the best.")
-    by_block = rows[rows["embed_size"].eq(256) & rows["learning_rate"].eq(1e-3) & rows["depth"].eq(rows["depth"].min())]
-    print("  held-out loss by block size (embedding 256, learning rate 1e-3): " + ", ".join(
-        f"{row['block_size']}: {row['final_test_loss']:.3f}" for _, row in by_block.sort_values("block_size").iterrows()))
+settings = ["learning_rate", "width", "block_size", "depth"]
+table = runs.groupby(settings)[["loss", "bpc", "tokens_per_s", "steps"]].agg(["mean", "std"])
+table.sort_values(("loss", "mean")).round(3)
+
+# %% [markdown]
+# ## 5. What the study teaches
+# Each lesson is computed from the runs: the effect in the claim's direction, averaged over the
+# seeds, with its seed-to-seed standard deviation. It holds when the effect is more than twice
+# that noise; otherwise it is "not resolved at this budget".
+
+# %%
+h.print_lessons(study)

@@ -11,9 +11,9 @@ Its sections, top to bottom (each uses only what stands above it):
   6. sampling   temperature, top-k, top-p, greedy; generate_text
   7. training   the recipe, train_model within a step or time budget, evaluate, checkpoints
                 (training); the memory a run needs (memory); data-parallel runs (parallel)
-  8. experiments  artefacts and their provenance (artefacts), the notebooks' experiments
-                (experiments), the sweeps (sweeps), learning speed and where a step's compute
-                goes (speed)
+  8. experiments  artefacts and their provenance (artefacts); each notebook's study, its runs,
+                artefact and lessons, and what they share (studies/); learning speed and
+                where a step's compute goes (speed)
   9. plots      figures from histories and artefacts; the sampling lab
 """
 
@@ -30,8 +30,7 @@ from .training import *  # noqa: F401,F403
 from .memory import *  # noqa: F401,F403
 from .parallel import *  # noqa: F401,F403
 from .artefacts import *  # noqa: F401,F403
-from .experiments import *  # noqa: F401,F403
-from .sweeps import *  # noqa: F401,F403
+from .studies import *  # noqa: F401,F403
 from .speed import *  # noqa: F401,F403
 from .plots import *  # noqa: F401,F403
 from .lab import *  # noqa: F401,F403

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .device import describe_device, is_main_process
+from .models import count_parameters
 from .presets import ARTEFACTS_DIR, BUNDLED_ARTEFACTS_DIR, PROJECT_ROOT, InputError
 from .sources import HELDOUT_WORK, play_files
 
@@ -106,3 +107,24 @@ def read_artefact(name_or_path: str | Path) -> dict:
 def history_rows(history) -> list[dict]:
     """A training history as JSON rows (NaN test losses become null)."""
     return json.loads(history.to_json(orient="records"))
+
+
+def corpus_size(corpus) -> dict:
+    """How much text a corpus holds, for an artefact's config."""
+    if corpus.packed:
+        return {"packing": True, "train_tokens": corpus.num_train_tokens, "heldout_tokens": corpus.num_heldout_tokens}
+    return {"packing": False, "train_sequences": corpus.num_train, "test_sequences": corpus.num_test}
+
+
+def summarize_history(history, model) -> dict:
+    """What a comparison table shows of one training run.
+
+    Speed leaves out the first step, which also pays for one-off allocations (optimizer state).
+    """
+    tail = history["loss"].tail(max(1, len(history) // 5))
+    timed = history.iloc[1:] if len(history) > 1 else history
+    seconds = history["elapsed_s"].diff().fillna(history["elapsed_s"]).loc[timed.index]
+    return {"final_loss": float(history["loss"].iloc[-1]), "final_loss_mean_last_fifth": float(tail.mean()),
+            "average_loss": float(history["loss"].mean()),
+            "tokens_per_s": float(timed["tokens"].sum() / seconds.sum()),
+            "wall_s": float(history["elapsed_s"].iloc[-1]), "parameters": count_parameters(model), **history.attrs}

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from .artefacts import artefact_path, provenance, write_json_atomically
 from .device import PRECISIONS, is_main_process, pick_device, resolve_precision, seed_everything
-from .experiments import kgram_comparison_table, kgram_design_comparison, transformer_comparison, transformer_metrics_table
+from .studies import (CUSTOM_CORPUS, custom_data_sweep, kgram_comparison_table, kgram_design_comparison, runs_table,
+                      transformer_comparison, transformer_metrics_table)
 from .heads import vocab_ids_for
 from .models import KGramMLPSeqModel, MODEL_FAMILIES, build_model, count_parameters, describe_vocabulary
 from .corpus import build_corpus
@@ -38,8 +39,6 @@ from .parallel import (BACKENDS, DEFAULT_TIMEOUT_S, check_backend, launched_by_t
                        start_data_parallel, stop_data_parallel)
 from .presets import RUN_PRESETS, TRANSFORMER_PRESETS, InputError, TransformerConfig, get_run_preset, transformer_config
 from .sampling import generate_text
-from .plots import ok_runs
-from .sweeps import CUSTOM_CORPUS, custom_data_sweep
 from .tokenizer import get_tokenizer
 from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, check_batch_split, epoch_losses, run_summary,
                        save_checkpoint, train_model)
@@ -473,7 +472,7 @@ def run_custom_sweep(args, enc, device) -> None:
     run = get_run_preset(args.preset)
     artefact = custom_data_sweep(enc, run, device=device, input_dir=args.input_dir or CUSTOM_CORPUS,
                                  prompt=args.prompt, seed=args.seed, path=args.custom_sweep_log)
-    say(ok_runs(artefact)[["model", "sequences", "final_loss", "tokens_per_s"]].to_string(index=False))
+    say(runs_table(artefact)[["model", "sequences", "final_loss", "tokens_per_s"]].to_string(index=False))
     say(f"wrote {args.custom_sweep_log}")
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .heads import OutputHead, Vocabulary
 from .presets import TransformerConfig
+from .tokenizer import GPT2_VOCAB_SIZE
 
 IGNORE_INDEX = -100
 
@@ -484,10 +485,14 @@ def family_of(model: nn.Module) -> str:
 
 def describe_vocabulary(model: LanguageModel) -> str:
     """A model's head in words: 'gpt2 (50,257 ids)' or 'corpus (8,986 ids + a bucket for 41,271)'."""
-    vocabulary = model.vocabulary
-    if not vocabulary.compact:
-        return f"gpt2 ({vocabulary.vocab_size:,} ids)"
-    return f"corpus ({vocabulary.bucket:,} ids + a bucket for {vocabulary.bucket_size:,})"
+    return describe_head(model.vocabulary.ids(), model.vocab_size)
+
+
+def describe_head(vocab_ids: list[int] | None, vocab_size: int = GPT2_VOCAB_SIZE) -> str:
+    """A head's kept ids in words (None: the full head), as describe_vocabulary says them."""
+    if vocab_ids is None:
+        return f"gpt2 ({vocab_size:,} ids)"
+    return f"corpus ({len(vocab_ids):,} ids + a bucket for {vocab_size - len(vocab_ids):,})"
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -13,12 +13,14 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 
 from .artefacts import read_artefact
 from .presets import ARTEFACTS_DIR
 from .sampling import check_sampling_args, nucleus_mask
+from .studies import runs_by
 
 SLIDE_SIZE = (13.333, 7.5)  # inches: 16:9, a slide's shape
 SLIDE_STYLE = {
@@ -94,18 +96,6 @@ def plot_kgram_comparison(artefact: dict):
     return fig
 
 
-@slide_figure
-def plot_transformer_comparison(artefact: dict):
-    """Loss against step and tokens/s for every preset and baseline in transformer_metrics.json."""
-    results = artefact["results"]
-    fig, (left, right) = plt.subplots(1, 2)
-    plot_loss_curves(pd.DataFrame(results["history"]), ax=left, title="training loss, same batches and seed")
-    rows = results["models"]
-    plot_speed_bars(list(rows), [row["tokens_per_s"] for row in rows.values()], ax=right, title="training speed")
-    fig.suptitle(f"Transformer presets and baselines ({artefact['preset']} preset, {artefact['device']})")
-    return fig
-
-
 def plot_attention_map(weights, labels: list[str], ax=None, title: str = "attention"):
     """One head's attention weights (query rows, key columns) as a heat map over the prompt's tokens."""
     ax = ax or slide_axes()
@@ -146,12 +136,12 @@ def plot_sanity_check(artefact: dict):
 
 
 @slide_figure
-def plot_kgram_windows(artefact: dict):
-    """Train and held-out loss of the two context windows, from kgram_windows.json."""
+def plot_kgram_real_text(artefact: dict):
+    """Training and held-out loss of each k-gram design and context window on real text, from kgram_real_text.json."""
     config = artefact["config"]
     return plot_history_panels(pd.DataFrame(artefact["results"]["history"]),
-                               f"{config['variant']} design, two context windows ({artefact['preset']} preset)",
-                               test_loss=True)
+                               f"k-gram designs and windows on the plays, {config['heldout']} held out "
+                               f"({artefact['preset']} preset)", test_loss=True)
 
 
 @slide_figure
@@ -269,102 +259,216 @@ def plot_sampling_diversity(artefact: dict):
     return fig
 
 
-# ---------------------------------------------------------------- sweeps (notebooks 05 to 07)
+# ---------------------------------------------------------------- studies (notebooks 03, 05, 06 and 07)
 
-def ok_runs(artefact: dict) -> pd.DataFrame:
-    """The successful runs of a sweep artefact, config fields and results as columns."""
-    return pd.DataFrame([{**run["config"], **{k: v for k, v in run.items() if k != "config"}}
-                         for run in artefact["results"]["runs"] if run["status"] == "ok"])
+SPREAD = "bands and bars: ±1 s.d. over seeds"
 
 
-def sweep_title(artefact: dict, what: str) -> str:
-    return f"{what} ({artefact['preset']} preset, {artefact['device']})"
+def study_title(artefact: dict, what: str) -> str:
+    seeds = len(artefact["config"].get("seeds", []))
+    return f"{what} ({artefact['preset']} preset, {seeds} seeds)"
+
+
+def mean_and_sd(values) -> tuple[np.ndarray, np.ndarray]:
+    """Means and seed-to-seed standard deviations along the first axis (seeds x points)."""
+    values = np.asarray(values, dtype=float)
+    return values.mean(axis=0), values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1:])
+
+
+def plot_band(ax, x, values, label: str, **style):
+    """A mean line over seeds with a band of ±1 standard deviation; values is (seeds, points)."""
+    mean, sd = mean_and_sd(values)
+    line, = ax.plot(x, mean, label=label, **style)
+    ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, linewidth=0)
+    return line
+
+
+def curve_by_step(runs: list[dict]) -> dict:
+    """A model's race curves aligned by step: the steps every seed reached, and the seconds, tokens and
+    held-out loss of each seed at them (seeds x points)."""
+    steps = sorted(set.intersection(*({point["step"] for point in run["curve"]} for run in runs)))
+    at = [{point["step"]: point for point in run["curve"]} for run in runs]
+    return {"steps": steps, **{key: np.array([[points[step][key] for step in steps] for points in at])
+                               for key in ("seconds", "tokens", "loss")}}
 
 
 @slide_figure
-def plot_custom_data_sweep(artefact: dict):
-    """Final training loss against corpus size, a line per model."""
-    runs = ok_runs(artefact)
+def plot_fastest_learner(artefact: dict):
+    """Held-out loss against seconds and against tokens seen, a band per model, from fastest_learner.json."""
+    fig, (by_time, by_tokens) = plt.subplots(1, 2, sharey=True)
+    for (name,), runs in runs_by(artefact["results"]["runs"], "model").items():
+        curve = curve_by_step(runs)
+        line = plot_band(by_time, curve["seconds"].mean(axis=0), curve["loss"], label=name)
+        plot_band(by_tokens, curve["tokens"].mean(axis=0), curve["loss"], label=name, color=line.get_color())
+    by_time.set(xlabel="seconds of training", ylabel="held-out loss (nats / token)")
+    by_tokens.set(xlabel="tokens seen (log scale)", xscale="log")
+    fig.legend(*by_time.get_legend_handles_labels(), loc="outside right center", title=SPREAD.split(":")[0])
+    config = artefact["config"]
+    fig.suptitle(study_title(artefact, f"Which model learns fastest: {config['budget']['seconds']:g} s each, "
+                                       f"{config['heldout']} held out"))
+    return fig
+
+
+def errorbars(ax, x, groups: list[list[dict]], metric, label: str, **style):
+    """A line through the mean of each point, with error bars of ±1 s.d. over its seeds."""
+    values = [[metric(run) for run in group] for group in groups]
+    means = [np.mean(v) for v in values]
+    sds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values]
+    return ax.errorbar(x, means, yerr=sds, label=label, capsize=5, marker="o", **style)
+
+
+@slide_figure
+def plot_own_text_data(artefact: dict):
+    """Held-out and training loss against training tokens, from own_text.json."""
+    sizes = {tokens: group for (question, tokens), group in runs_by(artefact["results"]["runs"], "question",
+                                                                     "tokens").items() if question == "data"}
+    tokens = sorted(sizes)
     fig, ax = plt.subplots()
-    for model, rows in runs.groupby("model", sort=False):
-        ax.plot(rows["sequences"], rows["final_loss"], "o-", label=model)
-    ax.set(xlabel="training sequences", ylabel="final training loss (nats)",
-           title=sweep_title(artefact, f"{artefact['config']['steps']} steps at each corpus size"))
-    ax.legend()
+    errorbars(ax, tokens, [sizes[t] for t in tokens], lambda run: run["standard_loss"],
+              label=f"held out ({artefact['config']['standard_heldout']})")
+    errorbars(ax, tokens, [sizes[t] for t in tokens], lambda run: run["train_loss"], label="training", linestyle="--")
+    ax.set(xscale="log", xlabel="training tokens (the first N of the plays; log scale)", ylabel="loss (nats / token)",
+           title=study_title(artefact, f"How much text: {artefact['config']['budget']['steps']} steps at every size"))
+    ax.legend(title=SPREAD)
     return fig
 
 
 @slide_figure
-def plot_training_budget(artefact: dict):
-    """Train and held-out loss against steps per epoch, a pair of lines per model."""
-    runs = ok_runs(artefact)
-    fig, ax = plt.subplots()
-    for model, rows in runs.groupby("model", sort=False):
-        line, = ax.plot(rows["steps_per_epoch"], rows["final_loss"], "o-", label=f"{model}, train")
-        ax.plot(rows["steps_per_epoch"], rows["final_test_loss"], "s--", color=line.get_color(),
-                label=f"{model}, held out")
-    ax.set(xlabel=f"steps per epoch ({artefact['config']['epochs']} epochs)", ylabel="loss (nats)",
-           title=sweep_title(artefact, "training budget, 60/40 split"))
-    ax.legend()
+def plot_own_text_blend(artefact: dict):
+    """Your text's held-out loss and the standard work's against your text's share of training, and the
+    trade-off between the two, from own_text.json."""
+    shares = {share: group for (question, share), group in runs_by(artefact["results"]["runs"], "question",
+                                                                    "share").items() if question == "blend"}
+    order = sorted(shares)
+    fig, (by_share, tradeoff) = plt.subplots(1, 2)
+    config = artefact["config"]
+    errorbars(by_share, [100 * s for s in order], [shares[s] for s in order], lambda run: run["your_loss"],
+              label="your held-out lines")
+    errorbars(by_share, [100 * s for s in order], [shares[s] for s in order], lambda run: run["standard_loss"],
+              label=config["standard_heldout"])
+    by_share.set(xlabel="your text's share of training (%)", ylabel="held-out loss (nats / token)")
+    by_share.legend(title=SPREAD)
+    your = [np.mean([run["your_loss"] for run in shares[s]]) for s in order]
+    standard = [np.mean([run["standard_loss"] for run in shares[s]]) for s in order]
+    tradeoff.plot(standard, your, "o-")
+    for share, x, y in zip(order, standard, your):
+        tradeoff.annotate(f"{share:.0%}", (x, y), textcoords="offset points", xytext=(8, 4))
+    tradeoff.set(xlabel=f"loss on {config['standard_heldout']}", ylabel="loss on your lines",
+                 title="the trade-off (your share beside each point)")
+    fig.suptitle(study_title(artefact, f"Blending your text ({config['your_text']}) with the plays"))
     return fig
 
 
 @slide_figure
 def plot_overfitting(artefact: dict):
-    """Per model, train and held-out loss against step, with the step of the lowest held-out loss marked."""
-    runs = ok_runs(artefact)
-    fig, axes = plt.subplots(1, len(runs), squeeze=False)
-    for ax, (_, run) in zip(axes.flat, runs.iterrows()):
-        history = pd.DataFrame(run["history"])
-        evaluated = history.dropna(subset=["test_loss"])
-        ax.plot(history["step"], history["loss"], label="train", alpha=0.8)
-        ax.plot(evaluated["step"], evaluated["test_loss"], "o-", label="held out")
-        ax.axvline(run["best_test_step"], color="tab:red", linestyle="--",
-                   label=f"lowest held-out loss, step {run['best_test_step']}")
-        ax.set(xlabel="step", ylabel="loss (nats)", title=run["model"])
-        ax.legend()
-    config = artefact["config"]
-    fig.suptitle(sweep_title(artefact, f"{config['train_tokens']:,} training tokens, "
-                                       f"{config['heldout_tokens']:,} held out"))
+    """The plain run's training and held-out loss with its turning point, and every remedy's final held-out
+    loss beside early stopping's, from overfitting.json."""
+    remedies = {remedy: group for (remedy,), group in runs_by(artefact["results"]["runs"], "remedy").items()}
+    plain = remedies["none"]
+    fig, (curves, bars) = plt.subplots(1, 2, width_ratios=(3, 2))
+    histories = [pd.DataFrame(run["history"]) for run in plain]
+    steps = histories[0]["step"].to_numpy()
+    plot_band(curves, steps, [h["loss"].rolling(10, min_periods=1).mean() for h in histories], label="training")
+    evaluated = [h.dropna(subset=["test_loss"]) for h in histories]
+    plot_band(curves, evaluated[0]["step"].to_numpy(), [h["test_loss"] for h in evaluated], label="held out",
+              marker="o")
+    turning = np.mean([run["turning_step"] for run in plain])
+    curves.axvline(turning, color="tab:red", linestyle="--", label=f"turning point (step {turning:.0f})")
+    curves.set(xlabel="step", ylabel="loss (nats / token)", title=f"{artefact['config']['slice']}, no remedy")
+    curves.legend(title=SPREAD)
+    labels = ["early stopping", *[remedy for remedy in remedies if remedy != "none"], "none (to the end)"]
+    values = [[run["lowest_loss"] for run in plain], *[[run["final_loss"] for run in remedies[remedy]]
+                                                         for remedy in labels[1:-1]], [run["final_loss"] for run in plain]]
+    bars.barh(labels, [np.mean(v) for v in values], xerr=[np.std(v, ddof=1) for v in values], capsize=5,
+              color="tab:blue")
+    bars.set(xlabel="final held-out loss (nats / token)", title="the remedies")
+    bars.set_xlim(min(np.mean(v) for v in values) - 0.3, max(np.mean(v) for v in values) + 0.2)
+    bars.invert_yaxis()
+    fig.suptitle(study_title(artefact, f"Overfitting {artefact['config']['slice_tokens']:,} tokens, "
+                                       f"{artefact['config']['heldout']} held out"))
     return fig
 
 
-@slide_figure
-def plot_hparam_heatmaps(artefact: dict, rows: str = "embed_size", columns: str = "learning_rate",
-                         value: str = "final_test_loss"):
-    """Per model, a heat map of `value` over two parameters (the other parameters at their most common value)."""
-    runs = ok_runs(artefact)
-    models = list(dict.fromkeys(runs["model"]))
-    fig, axes = plt.subplots(1, len(models), squeeze=False)
-    for ax, model in zip(axes.flat, models):
-        subset = runs[runs["model"] == model]
-        for other in {"embed_size", "block_size", "learning_rate", "depth"} - {rows, columns}:
-            subset = subset[subset[other] == subset[other].mode().iloc[0]]
-        table = subset.pivot_table(index=rows, columns=columns, values=value)
-        image = ax.imshow(table.to_numpy(), cmap="viridis_r", aspect="auto")
-        ax.grid(False)
-        ax.set_xticks(range(len(table.columns)), [f"{c:g}" for c in table.columns])
-        ax.set_yticks(range(len(table.index)), [f"{r:g}" for r in table.index])
-        for (i, j), loss in pd.DataFrame(table.to_numpy()).stack().items():
-            on_light_cell = image.norm(loss) < 0.5  # viridis_r is yellow at the low end
-            ax.text(j, i, f"{loss:.2f}", ha="center", va="center", color="black" if on_light_cell else "white")
-        ax.set(xlabel=columns, ylabel=rows, title=f"{model}: {value}")
-        plt.colorbar(image, ax=ax)
-    fig.suptitle(sweep_title(artefact, "hyperparameters"))
-    return fig
+def hyperparameter_grid(artefact: dict) -> pd.DataFrame:
+    """The learning rate x width grid of hyperparameters.json: each cell's runs, at the grid's block size and depth."""
+    best = artefact["results"]["best"]
+    cells = [{"learning_rate": rate, "width": width, "runs": group} for (rate, width, block, depth), group
+             in runs_by(artefact["results"]["runs"], "learning_rate", "width", "block_size", "depth").items()
+             if block == best["block_size"] and depth == best["depth"]]
+    return pd.DataFrame(cells)
 
 
 @slide_figure
-def plot_quality_against_speed(artefact: dict):
-    """Held-out loss against training tokens/s, a point per config: lower and to the right is better."""
-    runs = ok_runs(artefact)
+def plot_hyperparameter_heatmap(artefact: dict):
+    """Held-out loss over learning rate and width, each cell its mean and seed-to-seed s.d., from hyperparameters.json."""
+    grid = hyperparameter_grid(artefact)
+    rates, widths = sorted(grid["learning_rate"].unique()), sorted(grid["width"].unique())
+    cell = {(row.learning_rate, row.width): [run["loss"] for run in row.runs] for row in grid.itertuples()}
+    means = np.array([[np.mean(cell[(rate, width)]) for rate in rates] for width in widths])
     fig, ax = plt.subplots()
-    for model, rows in runs.groupby("model", sort=False):
-        ax.scatter(rows["tokens_per_s"], rows["final_test_loss"], label=model, s=40)
-    ax.set_xscale("log")
-    ax.set(xlabel="training tokens / s (log scale)", ylabel="held-out loss (nats)",
-           title=sweep_title(artefact, "quality against speed"))
-    ax.legend()
+    image = ax.imshow(means, cmap="viridis_r", aspect="auto", origin="lower")
+    ax.grid(False)
+    ax.set_xticks(range(len(rates)), [f"{rate:g}" for rate in rates])
+    ax.set_yticks(range(len(widths)), [str(width) for width in widths])
+    for i, width in enumerate(widths):
+        for j, rate in enumerate(rates):
+            values = cell[(rate, width)]
+            light = image.norm(means[i, j]) < 0.5  # viridis_r is yellow at the low end
+            ax.text(j, i, f"{np.mean(values):.2f}\n± {np.std(values, ddof=1):.2f}", ha="center", va="center",
+                    color="black" if light else "white")
+    best = artefact["results"]["best"]
+    ax.add_patch(plt.Rectangle((rates.index(best["learning_rate"]) - 0.5, widths.index(best["width"]) - 0.5), 1, 1,
+                               fill=False, edgecolor="tab:red", linewidth=3))
+    ax.set(xlabel="peak learning rate", ylabel="width (d_model)")
+    plt.colorbar(image, ax=ax, label="held-out loss (nats / token)")
+    fig.suptitle(study_title(artefact, f"Learning rate x width, {artefact['config']['budget']['seconds']:g} s each "
+                                       "(best outlined)"))
+    return fig
+
+
+@slide_figure
+def plot_hyperparameter_speed(artefact: dict):
+    """Held-out loss against training tokens/s for every grid cell, from hyperparameters.json."""
+    grid = hyperparameter_grid(artefact)
+    fig, ax = plt.subplots()
+    markers = dict(zip(sorted(grid["learning_rate"].unique()), "os^Dv"))
+    for width, rows in grid.groupby("width"):
+        colour = None
+        for row in rows.itertuples():
+            speed, loss = ([run[key] for run in row.runs] for key in ("tokens_per_s", "loss"))
+            points = ax.errorbar(np.mean(speed), np.mean(loss), xerr=np.std(speed, ddof=1), yerr=np.std(loss, ddof=1),
+                                 marker=markers[row.learning_rate], color=colour, capsize=4, linestyle="none",
+                                 label=f"width {width}" if colour is None else None)
+            colour = points[0].get_color()
+    for rate, marker in markers.items():
+        ax.plot([], [], marker=marker, color="grey", linestyle="none", label=f"learning rate {rate:g}")
+    ax.set(xscale="log", xlabel="training tokens / s (log scale)", ylabel="held-out loss (nats / token)",
+           title=study_title(artefact, f"Quality against speed, {artefact['config']['budget']['seconds']:g} s each"))
+    fig.legend(loc="outside right center", title=SPREAD.split(":")[0])
+    return fig
+
+
+@slide_figure
+def plot_hyperparameter_shape(artefact: dict):
+    """Held-out loss against block size and against depth, each from the centre, from hyperparameters.json."""
+    best, centre = artefact["results"]["best"], artefact["config"]["centre"]
+    groups = runs_by(artefact["results"]["runs"], "learning_rate", "width", "block_size", "depth")
+    fig, axes = plt.subplots(1, 2, sharey=True)
+    for ax, setting, index in ((axes[0], "block_size", 2), (axes[1], "depth", 3)):
+        line = {key[index]: group for key, group in groups.items()
+                if all(key[i] == centre[name] for i, name in enumerate(("learning_rate", "width", "block_size",
+                                                                        "depth")) if i != index)}
+        values = sorted(line)
+        errorbars(ax, values, [line[v] for v in values], lambda run: run["loss"], label=setting)
+        if setting == "block_size":
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.minorticks_off()
+        ax.set(xlabel=setting.replace("_", " "))
+    axes[0].set(ylabel="held-out loss (nats / token)")
+    fig.suptitle(study_title(artefact, f"Block size and depth from the centre (width {centre['width']}, learning "
+                                       f"rate {centre['learning_rate']:g}); best cell {best['width']}, "
+                                       f"{best['learning_rate']:g}"))
     return fig
 
 
@@ -383,18 +487,19 @@ def save_figure(fig, name: str, folder: str | Path | None = None) -> Path:
 FIGURES = {
     "sanity_check": ("sanity_check", plot_sanity_check),
     "kgram_comparison": ("kgram_comparison", plot_kgram_comparison),
-    "kgram_windows": ("kgram_windows", plot_kgram_windows),
-    "transformer_metrics": ("transformer_metrics", plot_transformer_comparison),
+    "kgram_real_text": ("kgram_real_text", plot_kgram_real_text),
+    "fastest_learner": ("fastest_learner", plot_fastest_learner),
     "learning_speed": ("learning_speed", plot_learning_speed),
     "step_breakdown": ("step_breakdown", plot_step_breakdown),
     "attention_map": ("attention_map", plot_attention),
     "next_token": ("next_token", plot_next_token),
     "sampling_diversity": ("sampling_diversity", plot_sampling_diversity),
-    "custom_data_sweep": ("custom_data_sweep", plot_custom_data_sweep),
-    "training_budget_sweep": ("training_budget_sweep", plot_training_budget),
-    "overfitting_sweep": ("overfitting_sweep", plot_overfitting),
-    "hparam_heatmaps": ("hparam_sweep", plot_hparam_heatmaps),
-    "hparam_quality_speed": ("hparam_sweep", plot_quality_against_speed),
+    "own_text_data": ("own_text", plot_own_text_data),
+    "own_text_blend": ("own_text", plot_own_text_blend),
+    "overfitting": ("overfitting", plot_overfitting),
+    "hyperparameter_heatmap": ("hyperparameters", plot_hyperparameter_heatmap),
+    "hyperparameter_speed": ("hyperparameters", plot_hyperparameter_speed),
+    "hyperparameter_shape": ("hyperparameters", plot_hyperparameter_shape),
 }
 
 

@@ -1,6 +1,6 @@
 """Time the starter's k-gram loop in a process of its own: python -m picollm_helpers.starter_loop JOB.
 
-experiments.time_starter_loop_as_the_starter_runs writes JOB (the model's config and initial
+studies.kgram_designs.time_starter_loop_as_the_starter_runs writes JOB (the model's config and initial
 weights, the batches, the recipe, the number of threads) and reads back the one line of JSON
 this prints.
 """
@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from .experiments import time_starter_loop
+from .studies.kgram_designs import time_starter_loop
 from .models import KGramMLPSeqModel
 from .training import Recipe
 

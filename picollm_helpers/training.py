@@ -339,17 +339,18 @@ class Progress:
 
 def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_steps: int | None = None,
                 train_seconds: float | None = None, recipe: Recipe = Recipe(), steps_per_epoch: int | None = None,
-                eval_every: int | None = None, eval_every_seconds: float | None = None,
+                eval_every: int | None = None, eval_every_seconds: float | None = None, eval_at_steps=(),
                 fused_loss: bool | None = None, precision: str = "auto", grad_accum_steps: int = 1,
                 compile: bool = False, seed: int = 0, heldout=None, on_eval=None, name: str | None = None,
                 progress: bool = True) -> pd.DataFrame:
     """Train on a corpus (packed or per-example) within a budget; return one row per optimizer step.
 
     Columns: model, epoch, step, loss (training, full-vocabulary nats), tokens (targets in the
-    step), tokens_per_s, elapsed_s (training time so far, evaluation excluded), learning_rate
-    test_loss and test_bpc (held-out nats per token and bits per character, every eval_every steps or
-    eval_every_seconds of training, and after the last step; NaN elsewhere); `history.attrs` holds how it trained (precision,
-    processes, grad_accum_steps, compiled). The held-out part is `heldout`'s (another corpus,
+    step), tokens_per_s, elapsed_s (training time so far, evaluation excluded), learning_rate,
+    test_loss and test_bpc (held-out nats per token and bits per character, every eval_every steps,
+    every eval_every_seconds of training, after each step numbered in eval_at_steps, and after the
+    last step; NaN elsewhere); `history.attrs` holds how it trained (precision, processes,
+    grad_accum_steps, compiled). The held-out part is `heldout`'s (another corpus,
     so that runs on different data paths are measured alike) or else the corpus's own.
     `on_eval(step, model)`, if given, is called at those same points (a sample, say), outside
     the timed training. Batches are drawn from `seed`; the same seed and max_steps give the
@@ -399,7 +400,7 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
         schedule.update(step_seconds)
         elapsed = schedule.elapsed
         done = step + 1 >= max_steps if max_steps is not None else elapsed >= train_seconds
-        due = bool(eval_every and (step + 1) % eval_every == 0)
+        due = bool(eval_every and (step + 1) % eval_every == 0) or step + 1 in eval_at_steps
         if next_eval_s is not None and elapsed >= next_eval_s:
             due, next_eval_s = True, next_eval_s + eval_every_seconds
         test = evaluate(model, heldout, precision=precision) if heldout.has_heldout and (due or done) else None

@@ -1,0 +1,175 @@
+"""Notebook 02's study: three k-gram MLP designs, the starter's per-position loop, and two context windows.
+
+The designs train alike on the course notes' configuration and are timed against the starter's
+loop (as the starter runs it, in a process of its own, and in this process). Then, on real
+text, which design learns best and what the starter's context window costs, measured on the
+standard held-out work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..artefacts import corpus_size, history_rows, read_artefact, summarize_history, write_artefact
+from ..device import KEEP_FREED_MEMORY_VARIABLE, seed_everything
+from ..models import KGramMLPSeqModel, build_model, compute_next_token_loss, kgram_starter_loop_logits
+from ..tokenizer import GPT2_VOCAB_SIZE
+from ..training import STARTER_RECIPE, Recipe, make_optimizer, save_checkpoint, targets_in, train_model
+
+
+def starter_loop_batches(corpus, *, batches: int, batch_size: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first `batches` (tokens, mask) training batches of a corpus: what the starter's loop is timed on."""
+    return list(itertools.islice(corpus.train_batches(batch_size, seed), batches))
+
+
+def time_starter_loop(model: KGramMLPSeqModel, batches: list, recipe: Recipe = STARTER_RECIPE) -> dict:
+    """Train the onehot model on the batches through the starter's per-position loop; its speed."""
+    optimizer = make_optimizer(model, recipe)
+    tokens_seen, seconds, losses = 0, 0.0, []
+    for tokens, mask in batches:
+        started = time.perf_counter()
+        loss = compute_next_token_loss(kgram_starter_loop_logits(model, tokens), tokens, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        seconds += time.perf_counter() - started
+        tokens_seen += targets_in(tokens, mask)
+        losses.append(loss.item())
+    return {"batches": len(batches), "tokens": tokens_seen, "wall_s": seconds, "tokens_per_s": tokens_seen / seconds,
+            "losses": losses}
+
+
+def time_starter_loop_as_the_starter_runs(model: KGramMLPSeqModel, batches: list,
+                                          recipe: Recipe = STARTER_RECIPE) -> dict:
+    """time_starter_loop in a Python process of its own, with glibc's allocator at its defaults.
+
+    Importing the bundle makes glibc keep freed memory for reuse (keep_freed_memory_for_reuse),
+    which speeds up the starter's loop as well as the bundle's training step; the starter
+    never did that. The model's initial weights and the batches reach the other process
+    through a temporary file; this model is left untrained.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        job = Path(folder) / "starter_loop.pt"
+        torch.save({"config": model.config, "weights": model.state_dict(), "batches": batches,
+                    "recipe": asdict(recipe), "threads": torch.get_num_threads()}, job)
+        finished = subprocess.run([sys.executable, "-m", "picollm_helpers.starter_loop", str(job)],
+                                  capture_output=True, text=True,
+                                  env={**os.environ, KEEP_FREED_MEMORY_VARIABLE: "0"})
+    if finished.returncode != 0:
+        raise RuntimeError(f"Timing the starter's loop in a process of its own failed:\n{finished.stderr[-3000:]}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: int = 2, embed_size: int = 64,
+                            num_inner_layers: int = 2, recipe: Recipe = STARTER_RECIPE, batch_size: int = 32,
+                            steps: int = 20, seed: int = 0, timing_batches: int = 3, chunk_sizes=(1024, 8),
+                            data: str = "") -> dict:
+    """Train the three k-gram designs alike and time the starter's loop against them.
+
+    Every design gets the same recipe, seed and batches, through the training step users get
+    (train_model). The onehot design is also timed at each of `chunk_sizes` after the first
+    (positions processed at once). The starter's loop trains the onehot design from the same
+    initial weights on `timing_batches` batches, twice: as the starter runs (a process of its
+    own, glibc's default allocator; the speed-ups are over this one) and in this process.
+    Writes artefacts/kgram_comparison.json and returns it.
+    """
+    shared = dict(vocab_size=vocab_size, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers)
+    runs = [(variant, variant, chunk_sizes[0]) for variant in KGramMLPSeqModel.VARIANTS]
+    runs += [(f"onehot, chunk {chunk}", "onehot", chunk) for chunk in chunk_sizes[1:]]
+    designs, histories = {}, []
+    for label, variant, chunk in runs:
+        seed_everything(seed)
+        model = build_model("kgram", **shared, variant=variant, chunk_size=chunk).to(device)
+        history = train_model(model, corpus, max_steps=steps, batch_size=batch_size, recipe=recipe, seed=seed,
+                              name=label)
+        designs[label] = {**summarize_history(history, model), "chunk_size": chunk}
+        histories.append(history)
+    seed_everything(seed)
+    loop_model = build_model("kgram", **shared, variant="onehot")
+    batches = starter_loop_batches(corpus, batches=timing_batches, batch_size=batch_size, seed=seed)
+    loop = time_starter_loop_as_the_starter_runs(loop_model, batches, recipe)
+    loop_here = time_starter_loop(loop_model, batches, recipe)
+    for row in designs.values():
+        row["speedup_over_loop"] = row["tokens_per_s"] / loop["tokens_per_s"]
+        row["speedup_over_loop_in_this_process"] = row["tokens_per_s"] / loop_here["tokens_per_s"]
+    config = {**shared, "recipe": asdict(recipe), "batch_size": batch_size, "steps": steps, "seed": seed,
+              "timing_batches": timing_batches, "chunk_sizes": list(chunk_sizes), "data": data,
+              **corpus_size(corpus), "loop_device": "cpu",
+              "starter_loop": "its own process, glibc's default allocator, as the starter runs",
+              "starter_loop_in_this_process": "this process, with the bundle's allocator setting"}
+    results = {"designs": designs, "starter_loop": loop, "starter_loop_in_this_process": loop_here,
+               "history": [row for history in histories for row in history_rows(history)]}
+    path = write_artefact("kgram_comparison", preset=preset, config=config, results=results, device=device)
+    return read_artefact(path)
+
+
+STARTER_LOOP_LABELS = {"onehot, starter's loop (as the starter runs)": "starter_loop",
+                       "onehot, starter's loop (in this process)": "starter_loop_in_this_process"}
+
+
+def kgram_comparison_table(artefact: dict):
+    """The designs side by side, and the starter's loop timed both ways as the last rows, from
+    kgram_comparison.json. Each speed-up column divides a row's tokens/s by one of the loop's."""
+    results = artefact["results"]
+    columns = ["final_loss", "average_loss", "tokens_per_s", "wall_s", "speedup_over_loop",
+               "speedup_over_loop_in_this_process", "parameters"]
+    table = pd.DataFrame(results["designs"]).T[columns]
+    parameters = results["designs"]["onehot"]["parameters"]
+    for label, loop in STARTER_LOOP_LABELS.items():
+        speed = results[loop]["tokens_per_s"]
+        table.loc[label] = [None, None, speed, results[loop]["wall_s"], results["starter_loop"]["tokens_per_s"] / speed,
+                            results["starter_loop_in_this_process"]["tokens_per_s"] / speed, parameters]
+    return table.astype({"parameters": int})
+
+
+KGRAM_WINDOWS = {True: "t-k+1..t (this bundle)", False: "t-k..t-1 (the starter)"}
+
+
+def kgram_real_text(corpus, heldout, vocab_ids, *, preset: str, device, k: int = 2, embed_size: int = 64,
+                    num_inner_layers: int = 2, recipe: Recipe = Recipe(), batch_size: int = 16, steps: int = 60,
+                    eval_every: int = 10, seed: int = 0, checkpoint_dir: Path | None = None) -> dict:
+    """Every design with this bundle's context window, and the embedding design with the starter's, trained
+    alike on real text (packed, the bundle's recipe) and measured on a held-out set.
+
+    The logits at t predict token t+1; the starter's window t-k..t-1 hides token t from them. The
+    design with the lowest final held-out loss is the one notebook 03 races. Writes
+    artefacts/kgram_real_text.json and returns it; with checkpoint_dir, also saves each design
+    (this bundle's window) there as kgram_<design>.pt, for the sampling lab.
+    """
+    shared = dict(vocab_size=GPT2_VOCAB_SIZE, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers)
+    runs = [(variant, True) for variant in KGramMLPSeqModel.VARIANTS] + [("embedding", False)]
+    rows, histories = {}, []
+    for variant, include_current in runs:
+        label = f"{variant}, {KGRAM_WINDOWS[include_current]}"
+        seed_everything(seed)
+        model = build_model("kgram", **shared, variant=variant, include_current=include_current,
+                            vocab_ids=vocab_ids).to(device)
+        history = train_model(model, corpus, max_steps=steps, batch_size=batch_size, recipe=recipe, seed=seed,
+                              eval_every=eval_every, heldout=heldout, name=label)
+        final = history.dropna(subset=["test_loss"]).iloc[-1]
+        rows[label] = {"variant": variant, "window": KGRAM_WINDOWS[include_current],
+                       **summarize_history(history, model), "final_test_loss": float(final["test_loss"]),
+                       "final_test_bpc": float(final["test_bpc"])}
+        histories.append(history)
+        if checkpoint_dir is not None and include_current:
+            save_checkpoint(model, Path(checkpoint_dir) / f"kgram_{variant}.pt", trained_on="the plays", steps=steps)
+    best = min((row for row in rows.values() if row["window"] == KGRAM_WINDOWS[True]),
+               key=lambda row: row["final_test_loss"])["variant"]
+    config = {**shared, "recipe": asdict(recipe), "batch_size": batch_size, "steps": steps, "eval_every": eval_every,
+              "seed": seed, "data": "the plays", **corpus_size(corpus), "heldout": heldout.heldout[0].name,
+              "heldout_tokens": heldout.num_heldout_tokens}
+    results = {"runs": rows, "best_design": best,
+               "history": [row for history in histories for row in history_rows(history)]}
+    return read_artefact(write_artefact("kgram_real_text", preset=preset, config=config, results=results,
+                                        device=device))

@@ -1,0 +1,141 @@
+"""The course notes' own small runs, kept runnable from the command line beside the real studies.
+
+`--collect_transformer_metrics` trains every Transformer preset (shrunk) and the LSTM on the
+same batches and times the KV cache; `--custom_sweep_log` trains the LSTM and GPT-oss on the
+first 3, 63, 123 and 185 lines of the custom corpus. Both are the notes' configurations: a few
+steps on a few thousand tokens, measured by training loss. The notebooks' studies measure the
+same questions on real text, held out, with seeds (studies/fastest_learner.py, own_text.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..artefacts import corpus_size, history_rows, read_artefact, summarize_history, write_artefact
+from ..corpus import build_corpus
+from ..device import seed_everything
+from ..heads import vocab_ids_for
+from ..models import build_model, describe_vocabulary
+from ..presets import CUSTOM_CORPUS, TRANSFORMER_PRESETS, RunPreset, transformer_config
+from ..sampling import generate_text, generate_tokens
+from ..sources import load_custom_examples
+from ..tokenizer import GPT2_VOCAB_SIZE
+from ..training import Recipe, save_checkpoint, train_model
+from .lessons import run_study
+from .text_measures import word_share, words_of
+
+
+def time_generation(model, prompt_ids: list[int], new_tokens: int, use_cache: bool) -> float:
+    """Seconds to decode new_tokens greedily after the prompt."""
+    started = time.perf_counter()
+    generate_tokens(model, prompt_ids, new_tokens, use_cache=use_cache)
+    return time.perf_counter() - started
+
+
+def cache_speedup(model, prompt_ids: list[int], new_tokens: int = 200) -> dict:
+    """Greedy decoding with and without the KV cache: the same tokens, and how much faster the cache is."""
+    with_cache = generate_tokens(model, prompt_ids, new_tokens, use_cache=True).tokens
+    without_cache = generate_tokens(model, prompt_ids, new_tokens, use_cache=False).tokens
+    # Those two runs also warm up both paths, so the timed runs below measure the steady state.
+    cached_s = time_generation(model, prompt_ids, new_tokens, use_cache=True)
+    uncached_s = time_generation(model, prompt_ids, new_tokens, use_cache=False)
+    return {"new_tokens": new_tokens, "with_cache_s": cached_s, "without_cache_s": uncached_s,
+            "speedup": uncached_s / cached_s, "same_tokens": with_cache == without_cache}
+
+
+def transformer_comparison(corpus, vocab_size: int, *, preset: str, device, scale: dict, steps: int,
+                           batch_size: int, recipe: Recipe = Recipe(), seed: int = 0,
+                           vocab_ids: list[int] | None = None, grad_accum_steps: int = 1,
+                           baselines: dict | None = None, cache_tokens: int = 200, prompt_ids: list[int] = (0,),
+                           data: str = "", checkpoint_dir: Path | None = None) -> dict:
+    """Train every Transformer preset (shrunk by `scale`) and the baselines alike; time the KV cache.
+
+    `baselines` maps a name to (family, config) for the models to compare with, e.g. the LSTM
+    and the best k-gram design. Every model gets the same batches, seed, recipe and vocabulary
+    (`vocab_ids`: a compact head's ids, or None for the full one).
+    For each preset, greedy decoding of `cache_tokens` tokens is timed with and without the
+    cache. Writes artefacts/transformer_metrics.json and returns it; with checkpoint_dir, also
+    saves each trained Transformer there as transformer_<preset>.pt.
+    """
+    max_seq_len = max(corpus.block_size, len(prompt_ids) + cache_tokens)
+    models = {name: ("transformer", asdict(transformer_config(name, scale, vocab_size=vocab_size,
+                                                              max_seq_len=max_seq_len)))
+              for name in TRANSFORMER_PRESETS}
+    models.update(baselines or {})
+    rows, histories, caches = {}, [], {}
+    for name, (family, config) in models.items():
+        seed_everything(seed)
+        model = build_model(family, **config, vocab_ids=vocab_ids).to(device)
+        history = train_model(model, corpus, max_steps=steps, batch_size=batch_size, recipe=recipe, seed=seed,
+                              grad_accum_steps=grad_accum_steps, name=name)
+        rows[name] = {"family": family, **summarize_history(history, model)}
+        histories.append(history)
+        if family == "transformer":
+            caches[name] = cache_speedup(model, list(prompt_ids), cache_tokens)
+            rows[name]["cache_speedup"] = caches[name]["speedup"]
+            if checkpoint_dir is not None:
+                save_checkpoint(model, Path(checkpoint_dir) / f"transformer_{name}.pt", trained_on=data,
+                                steps=steps, scale=scale)
+    config = {"scale": scale, "block_size": corpus.block_size, "steps": steps, "batch_size": batch_size,
+              "recipe": asdict(recipe), "seed": seed, "data": data, **corpus_size(corpus),
+              "vocabulary": describe_vocabulary(model), "cache_tokens": cache_tokens,
+              "models": {name: {"family": family, **config} for name, (family, config) in models.items()}}
+    results = {"models": rows, "cache": caches,
+               "history": [row for history in histories for row in history_rows(history)]}
+    path = write_artefact("transformer_metrics", preset=preset, config=config, results=results, device=device)
+    return read_artefact(path)
+
+
+def transformer_metrics_table(artefact: dict) -> pd.DataFrame:
+    columns = ["family", "average_loss", "final_loss", "tokens_per_s", "wall_s", "parameters", "cache_speedup"]
+    return pd.DataFrame(artefact["results"]["models"]).T.reindex(columns=columns)
+
+
+NOTES_MODELS = ("LSTM", "GPT-oss")
+
+
+def notes_model(model: str, corpus, run: RunPreset) -> torch.nn.Module:
+    """The LSTM or the GPT-oss Transformer at this run preset's size, with the preset's head over this corpus."""
+    vocab_ids = vocab_ids_for(corpus, run.vocab, run.min_count)
+    if model == "LSTM":
+        return build_model("lstm", vocab_size=GPT2_VOCAB_SIZE, embed_size=run.embed_size, hidden_size=run.embed_size,
+                           vocab_ids=vocab_ids)
+    config = transformer_config("GPT-oss", run.transformer_scale, max_seq_len=max(256, run.block_size))
+    return build_model("transformer", **asdict(config), vocab_ids=vocab_ids)
+
+
+def custom_data_sweep(enc, run: RunPreset, *, device, sizes=(3, 63, 123, 185), steps: int | None = None,
+                      prompt: str = "The harbor", seed: int = 0, input_dir: str = CUSTOM_CORPUS,
+                      path: str | Path | None = None) -> dict:
+    """Final training loss of the LSTM and GPT-oss at several corpus sizes (the first N lines, packed).
+
+    Each run also stores a sample from `prompt` and the share of its words found in the corpus.
+    """
+    steps = steps or run.train_steps
+    every_line = load_custom_examples(input_dir=input_dir)
+    corpus_words = set(words_of(" ".join(every_line)))
+    sizes = sorted({min(size, len(every_line)) for size in sizes})
+
+    def train_one(config: dict) -> dict:
+        corpus = build_corpus(enc, run.block_size, base_weight=0.0, input_dir=input_dir,
+                              limit_custom_examples=config["sequences"], seed=seed)
+        seed_everything(seed)
+        model = notes_model(config["model"], corpus, run).to(device)
+        history = train_model(model, corpus, max_steps=steps, batch_size=run.batch_size, seed=seed,
+                              grad_accum_steps=run.grad_accum_steps,
+                              name=f"{config['model']}, {config['sequences']} sequences")
+        sample = generate_text(model, enc, prompt, max_new_tokens=20, top_p=0.9, seed=seed)
+        return {**summarize_history(history, model), "train_tokens": corpus.num_train_tokens, "sample": sample,
+                "corpus_word_fraction": word_share(sample[len(prompt):], corpus_words)}
+
+    configs = [{"model": model, "sequences": size} for model in NOTES_MODELS for size in sizes]
+    sweep_config = {"sizes": sizes, "steps": steps, "batch_size": run.batch_size, "block_size": run.block_size,
+                    "recipe": asdict(Recipe()), "seed": seed, "data": input_dir, "prompt": prompt, "packing": True,
+                    "vocab": run.vocab, "transformer_scale": run.transformer_scale, "embed_size": run.embed_size}
+    return run_study("custom_data_sweep", configs, train_one, preset=run.name, device=device,
+                     study_config=sweep_config, path=path)

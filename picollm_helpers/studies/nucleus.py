@@ -1,0 +1,77 @@
+"""Notebook 04's study: what top-p does to the text, measured on every saved model.
+
+Per model and setting (greedy, then p = 0.5 ... 1.0): distinct-1 and distinct-2 of several
+samples, the mean log-probability the model gave its own samples, the mean nucleus size, and
+the share of the samples' words that are words.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..artefacts import read_artefact, write_artefact
+from ..models import count_parameters, family_of
+from ..sampling import generate_tokens, nucleus_mask
+from .text_measures import distinct_n, word_share
+
+
+def sampling_setting_name(top_p: float | None) -> str:
+    return "greedy" if top_p is None else f"p = {top_p:g}"
+
+
+@torch.no_grad()
+def nucleus_sizes_along(model, prompt_ids: list[int], continuations: torch.Tensor, p: float,
+                        temperature: float = 1.0) -> torch.Tensor:
+    """How many tokens the top-p nucleus held at each step of each continuation (num_samples, length).
+
+    One forward pass over prompt + continuations gives the distribution every new token was drawn from.
+    """
+    device = next(model.parameters()).device
+    prompt = torch.tensor(prompt_ids, dtype=torch.long, device=device).view(-1, 1).expand(-1, len(continuations))
+    log_probs = model.log_probs(torch.cat([prompt, continuations.T.to(device)]))[len(prompt_ids) - 1:-1]
+    return nucleus_mask((log_probs / temperature).softmax(dim=-1), p).sum(dim=-1).T.cpu()
+
+
+def measure_sampling_setting(model, enc, prompt: str, top_p: float | None, seeds: list[int], max_new_tokens: int,
+                             temperature: float, words: set[str]) -> dict:
+    """Draw one sample per seed and measure how varied, how likely and how wordlike the samples are."""
+    prompt_ids = enc.encode_ordinary(prompt)
+    generations = [generate_tokens(model, prompt_ids, max_new_tokens, top_p, temperature, seed=seed) for seed in seeds]
+    tokens = torch.tensor([generation.tokens for generation in generations])
+    logprobs = torch.tensor([generation.logprobs for generation in generations])
+    # Greedy decoding draws from a nucleus of one token: the argmax.
+    sizes = torch.ones_like(tokens) if top_p is None else nucleus_sizes_along(model, prompt_ids, tokens, top_p,
+                                                                              temperature)
+    continuations = [enc.decode(sample) for sample in tokens.tolist()]
+    return {"setting": sampling_setting_name(top_p), "top_p": top_p, "distinct_1": distinct_n(tokens, 1),
+            "distinct_2": distinct_n(tokens, 2), "mean_logprob": float(logprobs.mean()),
+            "mean_nucleus_size": float(sizes.double().mean()), "distinct_samples": len(set(continuations)),
+            "word_share": float(np.nanmean([word_share(text, words) for text in continuations])),
+            "samples": [prompt + text for text in continuations]}
+
+
+def sampling_diversity(models: dict, enc, *, preset: str, device, words: set[str], word_list: str,
+                       prompt: str = "Once upon a", top_ps=(None, 0.5, 0.8, 0.95, 1.0), num_samples: int = 8,
+                       max_new_tokens: int = 20, temperature: float = 1.0, seed: int = 0) -> dict:
+    """Sample every model num_samples times (seeds seed, seed + 1, ...) at each top-p, greedy for None.
+
+    Per model and setting it records distinct-1 and distinct-2 (unique n-grams over all n-grams of
+    the samples), the mean log-probability of the sampled tokens under the model's full
+    distribution, the mean nucleus size, and the share of the samples' words found in `words`
+    (described by `word_list`). Writes artefacts/sampling_diversity.json and returns it.
+    """
+    if num_samples < 1 or max_new_tokens < 2:
+        raise ValueError(f"num_samples={num_samples} must be at least 1 and max_new_tokens={max_new_tokens} "
+                         "at least 2 (distinct-2 needs a bigram).")
+    seeds = list(range(seed, seed + num_samples))
+    rows = [{"model": name, **measure_sampling_setting(model, enc, prompt, top_p, seeds, max_new_tokens, temperature,
+                                                        words)}
+            for name, model in models.items() for top_p in top_ps]
+    model_info = {name: {"family": family_of(model), "parameters": count_parameters(model),
+                         "trained": getattr(model, "checkpoint_metadata", {})} for name, model in models.items()}
+    config = {"prompt": prompt, "top_ps": list(top_ps), "num_samples": num_samples, "seeds": seeds,
+              "max_new_tokens": max_new_tokens, "temperature": temperature, "word_list": word_list,
+              "models": model_info}
+    path = write_artefact("sampling_diversity", preset=preset, config=config, results={"rows": rows}, device=device)
+    return read_artefact(path)

@@ -1,0 +1,113 @@
+"""Notebook 06's study: overfitting one work, and the remedies measured side by side.
+
+The run preset's Transformer trains on one work of the base corpus (a small real slice) far
+past the point where its held-out loss on the standard held-out work stops falling and turns
+up: the *turning point*. Its training loss keeps falling; the gap between the two is what it
+learned by heart. Then the remedies, each on the same slice, seeds and steps:
+
+  dropout        units dropped at random while training (config.dropout)
+  weight decay   a stronger pull of the weights towards zero (AdamW's decoupled decay)
+  more data      four works instead of one
+  early stopping the plain run, stopped at its lowest held-out loss (no run of its own)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from ..artefacts import history_rows
+from ..corpus import PackedCorpus, TokenStream, build_corpus, standard_heldout
+from ..device import seed_everything
+from ..heads import vocab_ids_for
+from ..models import build_model, describe_head
+from ..presets import RunPreset
+from ..sources import PLAYS_DIR, TextSource, read_text_file
+from ..tokens import tokenize_source
+from ..training import Recipe, train_model
+from .lessons import lesson, paired_effects, per_seed, run_study, runs_by, study_seeds
+
+
+@dataclass(frozen=True)
+class OverfittingBudget:
+    """Steps, how often to evaluate, and the remedies' settings on one run preset."""
+
+    steps: int
+    eval_every: int
+    batch_size: int
+    eval_tokens: int | None  # the slice of the standard held-out work (None: all of it)
+    dropout: float = 0.2
+    weight_decay: float = 1.0
+
+
+OVERFITTING_BUDGETS = {
+    "quick": OverfittingBudget(steps=8, eval_every=2, batch_size=4, eval_tokens=1_024),
+    "cpu": OverfittingBudget(steps=320, eval_every=20, batch_size=8, eval_tokens=4_096),
+    "gpu": OverfittingBudget(steps=2_000, eval_every=100, batch_size=32, eval_tokens=None),
+}
+SLICE_WORK = "comedy_of_errors.txt"  # the shortest comedy
+MORE_WORKS = ("comedy_of_errors.txt", "tempest.txt", "midsummer_nights_dream.txt", "two_gentlemen_of_verona.txt")
+REMEDIES = ("none", "dropout", "weight decay", "more data")
+
+
+def works_corpus(enc, names, block_size: int) -> PackedCorpus:
+    """Some works of the plays as one training stream."""
+    source = TextSource(", ".join(name.removesuffix(".txt") for name in names),
+                        [read_text_file(PLAYS_DIR / name) for name in names])
+    return PackedCorpus([TokenStream(source.name, tokenize_source(enc, source).ids)], [1.0], [], block_size)
+
+
+def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir=None) -> dict:
+    """The plain run and every remedy, each with every seed; write artefacts/overfitting.json (with its lessons)."""
+    budget = OVERFITTING_BUDGETS[run.name]
+    seeds = list(seeds or study_seeds(run))
+    slices = {"one work": works_corpus(enc, [SLICE_WORK], run.block_size),
+              "four works": works_corpus(enc, MORE_WORKS, run.block_size)}
+    heldout = standard_heldout(enc, run.block_size, budget.eval_tokens)
+    vocab_ids = vocab_ids_for(build_corpus(enc, run.block_size), run.vocab, run.min_count)
+
+    def train(config: dict) -> dict:
+        remedy = config["remedy"]
+        transformer = replace(run.transformer, dropout=budget.dropout if remedy == "dropout" else 0.0)
+        recipe = Recipe(weight_decay=budget.weight_decay) if remedy == "weight decay" else Recipe()
+        corpus = slices["four works" if remedy == "more data" else "one work"]
+        seed_everything(config["seed"])
+        model = build_model("transformer", **asdict(transformer), vocab_ids=vocab_ids).to(device)
+        history = train_model(model, corpus, max_steps=budget.steps, batch_size=budget.batch_size, recipe=recipe,
+                              seed=config["seed"], eval_every=budget.eval_every, heldout=heldout,
+                              grad_accum_steps=run.grad_accum_steps, name=f"{remedy}, seed {config['seed']}")
+        evaluated = history.dropna(subset=["test_loss"])
+        turning = evaluated.loc[evaluated["test_loss"].idxmin()]
+        window = history["loss"].rolling(budget.eval_every, min_periods=1).mean()
+        return {"train_tokens": corpus.num_train_tokens, "turning_step": int(turning["step"]),
+                "lowest_loss": float(turning["test_loss"]), "final_loss": float(evaluated["test_loss"].iloc[-1]),
+                "final_train_loss": float(window.iloc[-1]),
+                "history": history_rows(history[["step", "loss", "test_loss", "test_bpc"]])}
+
+    configs = [{"remedy": remedy, "seed": seed} for remedy in REMEDIES for seed in seeds]
+    study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(run.transformer),
+                    "block_size": run.block_size, "recipe": asdict(Recipe()), "vocabulary": describe_head(vocab_ids),
+                    "slice": SLICE_WORK, "slice_tokens": slices["one work"].num_train_tokens,
+                    "more_data": list(MORE_WORKS), "more_data_tokens": slices["four works"].num_train_tokens,
+                    "heldout": heldout.heldout[0].name, "heldout_tokens": heldout.num_heldout_tokens}
+    return run_study("overfitting", configs, train, preset=run.name, device=device, study_config=study_config,
+                     summarize=overfitting_lessons, checkpoint_dir=checkpoint_dir)
+
+
+def overfitting_lessons(runs: list[dict]) -> dict:
+    """The turning point and the gap on the plain run; what each remedy saves at the end."""
+    remedies = {remedy: group for (remedy,), group in runs_by(runs, "remedy").items()}
+    plain = remedies["none"]
+    final = lambda run: run["final_loss"]  # noqa: E731
+    lowest = lambda run: run["lowest_loss"]  # noqa: E731
+    lessons = [
+        lesson("Trained past its turning point, the model gets worse on text it never saw, so early stopping "
+               "there beats training on: the held-out loss ends above its lowest, in nats per token",
+               paired_effects(per_seed(plain, lowest), per_seed(plain, final))),
+        lesson("It learns its one work by heart: at the end its training loss is below its held-out loss, in nats "
+               "per token", paired_effects(per_seed(plain, lambda run: run["final_train_loss"]),
+                                           per_seed(plain, final))),
+    ]
+    for remedy in REMEDIES[1:]:
+        lessons.append(lesson(f"{remedy.capitalize()} lowers the final held-out loss of the same run, in nats per "
+                              "token", paired_effects(per_seed(remedies[remedy], final), per_seed(plain, final))))
+    return {"lessons": lessons}

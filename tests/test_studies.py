@@ -1,0 +1,174 @@
+"""The studies: their runner (the artefact form, failures, provenance, picking up after an interruption),
+lessons and their noise, what samples are measured by, and the committed studies' lessons."""
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+import picollm_helpers as h
+
+CONFIGS = [{"model": "LSTM", "size": size} for size in (1, 2, 3, 4)]
+STUDIES = ("fastest_learner", "own_text", "overfitting", "hyperparameters")
+
+
+def square(config):
+    return {"loss": config["size"] ** 2}
+
+
+def test_artefact_form_and_a_failure_recorded(tmp_path):
+    def sometimes_out_of_memory(config):
+        if config["size"] == 2:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return square(config)
+
+    path = tmp_path / "demo.json"
+    artefact = h.run_study("demo", CONFIGS, sometimes_out_of_memory, preset="quick", device="cpu",
+                           study_config={"steps": 3}, path=path, summarize=lambda runs: {"lessons": [len(runs)]})
+    assert set(artefact) == set(h.ARTEFACT_FIELDS)
+    assert artefact["name"] == "demo" and artefact["config"] == {"steps": 3} and artefact["preset"] == "quick"
+    runs = artefact["results"]["runs"]
+    assert artefact["results"]["complete"] is True and artefact["results"]["lessons"] == [4]
+    assert [run["status"] for run in runs] == ["ok", "failed", "ok", "ok"]
+    assert runs[1]["error"] == "RuntimeError: CUDA out of memory (simulated)" and "loss" not in runs[1]
+    assert [run.get("loss") for run in runs] == [1, None, 9, 16]
+    assert json.loads(path.read_text()) == artefact
+
+
+def test_an_interrupted_study_picks_up_from_its_record_and_a_finished_one_starts_afresh(tmp_path):
+    path, record = tmp_path / "demo.json", tmp_path / "checkpoints" / "demo.progress.json"
+
+    def interrupted(config):
+        if config["size"] == 3:
+            raise KeyboardInterrupt
+        return square(config)
+
+    with pytest.raises(KeyboardInterrupt):
+        h.run_study("demo", CONFIGS, interrupted, preset="quick", device="cpu", study_config={"steps": 3}, path=path,
+                    checkpoint_dir=tmp_path / "checkpoints")
+    assert not path.exists(), "no artefact until the study is complete"
+    partial = json.loads(record.read_text())
+    assert [run["config"]["size"] for run in partial["results"]["runs"]] == [1, 2]
+    time.sleep(1.1)  # so that a stamp written now differs from the interrupted run's
+    ran = []
+
+    def counting(config):
+        ran.append(config["size"])
+        return square(config)
+
+    artefact = h.run_study("demo", CONFIGS, counting, preset="quick", device="cpu", study_config={"steps": 3},
+                           path=path, checkpoint_dir=tmp_path / "checkpoints")
+    assert ran == [3, 4], "finished configs must not run again"
+    assert [run["loss"] for run in artefact["results"]["runs"]] == [1, 4, 9, 16]
+    assert (artefact["results"]["computed"], artefact["results"]["kept"]) == (2, 2)
+    assert artefact["results"]["runs"][:2] == partial["results"]["runs"], "kept runs keep their own stamps"
+    assert not record.exists(), "a complete study drops its progress record"
+    h.run_study("demo", CONFIGS, counting, preset="quick", device="cpu", study_config={"steps": 3}, path=path,
+                checkpoint_dir=tmp_path / "checkpoints")
+    assert ran == [3, 4, 1, 2, 3, 4], "a rerun of a finished study computes everything afresh"
+
+
+def test_kept_runs_must_come_from_the_same_code_and_settings(tmp_path, monkeypatch):
+    record_dir = tmp_path / "checkpoints"
+
+    def stop_at_two(config):
+        if config["size"] == 2:
+            raise KeyboardInterrupt
+        return square(config)
+
+    def interrupt():
+        with pytest.raises(KeyboardInterrupt):
+            h.run_study("demo", CONFIGS, stop_at_two, preset="quick", device="cpu", study_config={"steps": 3},
+                        path=tmp_path / "d.json", checkpoint_dir=record_dir)
+
+    ran = []
+    counting = lambda config: ran.append(config["size"]) or square(config)  # noqa: E731
+    interrupt()
+    h.run_study("demo", CONFIGS, counting, preset="quick", device="cpu", study_config={"steps": 5},
+                path=tmp_path / "d.json", checkpoint_dir=record_dir)
+    assert ran == [1, 2, 3, 4], "other settings start afresh"
+    interrupt()
+    monkeypatch.setattr(h.studies.lessons, "code_fingerprint", lambda: "changed-code")
+    h.run_study("demo", CONFIGS, counting, preset="quick", device="cpu", study_config={"steps": 3},
+                path=tmp_path / "d.json", checkpoint_dir=record_dir)
+    assert ran == [1, 2, 3, 4] * 2, "other code starts afresh"
+
+
+def test_runs_carry_their_own_provenance(tmp_path):
+    artefact = h.run_study("demo", CONFIGS[:1], square, preset="quick", device="cpu", study_config={},
+                           path=tmp_path / "d.json")
+    stamp = artefact["results"]["runs"][0]["provenance"]
+    assert set(stamp) == {"created", "git_commit", "device", "torch_version", "base_corpus", "code_fingerprint"}
+    assert stamp["code_fingerprint"] == h.code_fingerprint() == artefact["results"]["code_fingerprint"]
+
+
+# ---------------------------------------------------------------- lessons
+
+
+def test_a_lesson_holds_only_beyond_twice_its_seed_noise():
+    clear = h.lesson("A beats B", [0.50, 0.54, 0.46])
+    assert clear["measured"] == pytest.approx(0.5) and clear["noise"] == pytest.approx(0.04) and clear["holds"]
+    assert clear["seeds"] == 3 and set(clear) == {"claim", "measured", "noise", "seeds", "holds"}
+    within_noise = h.lesson("A beats B", [0.3, -0.1])
+    assert within_noise["measured"] == pytest.approx(0.1) and not within_noise["holds"]
+    wrong_sign = h.lesson("A beats B", [-0.5, -0.6])
+    assert not wrong_sign["holds"]
+    assert not h.lesson("A beats B", [0.5])["holds"], "one seed has no noise to measure"
+
+
+def test_a_lesson_that_does_not_hold_says_so():
+    assert h.lesson_line(h.lesson("A beats B", [0.50, 0.54])).startswith("✓ A beats B (+0.520 ± 0.028 over 2 seeds")
+    assert h.lesson_line(h.lesson("A beats B", [0.3, -0.1])).startswith("not resolved at this budget: A beats B")
+
+
+def test_paired_effects_are_per_seed_differences():
+    runs = [{"config": {"point": p, "seed": s}, "status": "ok", "loss": loss}
+            for (p, s), loss in {("a", 0): 1.0, ("a", 1): 2.0, ("b", 0): 1.5, ("b", 1): 2.1}.items()]
+    groups = h.runs_by(runs, "point")
+    loss = lambda run: run["loss"]  # noqa: E731
+    assert h.paired_effects(h.per_seed(groups[("a",)], loss), h.per_seed(groups[("b",)], loss)) == \
+        pytest.approx([0.5, 0.1])
+
+
+# ---------------------------------------------------------------- what samples are measured by
+
+
+def test_copied_spans_are_eight_words_found_verbatim_in_the_bundled_texts():
+    play = h.read_text_file(h.PLAYS_DIR / "as_you_like_it.txt")
+    quoted = " ".join(h.words_of(play)[1000:1012])
+    assert h.copied_span_share([quoted]) == 1.0
+    assert h.copied_span_share(["the cat sat on the mat with a hat and a bat"]) == 0.0
+    assert math.isnan(h.copied_span_share(["too short"]))
+
+
+def test_memorisation_measures():
+    training = [[1, 2, 3, 4, 5, 6]]
+    assert h.copied_ngram_fraction([1, 2, 3, 4, 5], training, n=4) == 1.0
+    assert h.copied_ngram_fraction([1, 2, 3, 4, 9], training, n=4) == 0.5
+    assert h.word_share("The harbor, the fog!", {"the", "harbor"}) == 0.75
+    assert h.copied_ngram_fraction([1, 2, 3, 4], [np.array([9, 1, 2, 3, 4], dtype=np.uint16)], n=4) == 1.0
+
+
+# ---------------------------------------------------------------- the committed studies
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_each_study_computes_lessons_that_hold_where_they_say_so(name):
+    artefact = h.read_artefact(h.artefact_path(name, h.BUNDLED_ARTEFACTS_DIR))
+    lessons = artefact["results"]["lessons"]
+    assert lessons
+    for item in lessons:
+        assert set(item) == {"claim", "measured", "noise", "seeds", "holds"}
+        assert isinstance(item["claim"], str) and item["seeds"] >= 2
+        assert item["holds"] == (item["measured"] > 0 and item["measured"] > 2 * item["noise"]), item["claim"]
+
+
+def test_the_committed_cpu_studies_teach_at_least_ten_lessons_most_of_which_hold():
+    artefacts = [h.read_artefact(h.artefact_path(name, h.BUNDLED_ARTEFACTS_DIR)) for name in STUDIES]
+    if any(artefact["preset"] != "cpu" for artefact in artefacts):
+        pytest.skip("the committed studies are not the cpu preset's (a make run on another preset rewrote them)")
+    lessons = [item for artefact in artefacts for item in artefact["results"]["lessons"]]
+    assert len(lessons) >= 10
+    assert sum(item["holds"] for item in lessons) >= 0.7 * len(lessons)
