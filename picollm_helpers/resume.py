@@ -309,9 +309,11 @@ class TrainingStopped(KeyboardInterrupt):
 class StopRequests:
     """While a run trains, SIGINT and SIGTERM ask it to stop after the step under way.
 
-    The first signal is noted and the handlers that were there before come back, so that a second signal acts at
-    once, as it always did; they come back when training ends in any case. Handlers can only be set in the main
-    thread: elsewhere (training in a thread of its own) signals keep theirs.
+    Alone, a process notes the first signal and puts back the handlers that were there before, so that a second
+    signal (Ctrl-C pressed again) acts at once, as it always did. In a data-parallel run the signal comes twice,
+    from the terminal or scheduler and again from torchrun, which forwards what it gets and kills what still runs
+    30 s later: there every signal only asks for the stop. The handlers come back when training ends in any case.
+    They can only be set in the main thread: elsewhere (training in a thread of its own) signals keep theirs.
     """
 
     def __init__(self):
@@ -328,7 +330,8 @@ class StopRequests:
 
     def request(self, number: int, frame) -> None:
         self.signal_number = number
-        self.restore_handlers()
+        if process_count() == 1:
+            self.restore_handlers()
 
     def restore_handlers(self) -> None:
         for number, handler in self.previous.items():
