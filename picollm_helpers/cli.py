@@ -438,11 +438,11 @@ def resume_points(args, plan: RunPlan, corpus, enc, vocab_ids) -> dict[str, Path
     settings = run_settings(corpus, batch_size=args.batch_size, seed=args.seed, recipe=plan.recipe,
                             max_steps=budget["max_steps"], train_seconds=budget.get("train_seconds"),
                             steps_per_epoch=budget.get("steps_per_epoch"))
-    points = {}
-    for family in args.models:
-        points[family] = resume_point(checkpoint_path(args.resume, args, model_label(family, args)))
-        if points[family] is not None:
-            open_resumable(points[family], family, model_config(family, args, enc.n_vocab), vocab_ids, settings)
+    trained = [family for family in args.models if not compares_kgram_designs(family, args)]
+    points = {family: resume_point(checkpoint_path(args.resume, args, model_label(family, args))) for family in trained}
+    for family, path in points.items():
+        if path is not None:
+            open_resumable(path, family, model_config(family, args, enc.n_vocab), vocab_ids, settings)
     return points
 
 
@@ -494,6 +494,11 @@ def write_metrics(args, plan: RunPlan, device, runs: dict) -> None:
 
 
 # ---------------------------------------------------------------- the notebooks' experiments
+
+
+def compares_kgram_designs(family: str, args) -> bool:
+    """Whether this family's part of the run is the k-gram designs' comparison rather than one model's training."""
+    return family == "kgram" and args.kgram_variant == "compare"
 
 
 def compare_kgram_designs(args, plan: RunPlan, corpus, enc, device) -> None:
@@ -558,7 +563,7 @@ def main(argv=None) -> int:
         resumes = resume_points(args, plan, corpus, enc, vocab_ids)
         runs = {}
         for family in args.models:
-            if family == "kgram" and args.kgram_variant == "compare":
+            if compares_kgram_designs(family, args):
                 compare_kgram_designs(args, plan, corpus, enc, device)
             else:
                 runs[model_label(family, args)] = train_and_report(family, args, plan, corpus, enc, device,

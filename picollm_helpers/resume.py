@@ -64,7 +64,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 START_AGAIN = "or start a new run without --resume (resume_from=None)"
 # The flag that sets each setting a checkpoint must share with the run that resumes it.
 SETTING_FLAGS = {
-    "batch_size": "--batch_size", "seed": "--seed", "max_steps": "--max_steps", "train_seconds": "--train_seconds",
+    "family": "--models", "batch_size": "--batch_size", "seed": "--seed", "max_steps": "--max_steps", "train_seconds": "--train_seconds",
     "steps_per_epoch": "--max_steps_per_epoch", "block_size": "--block_size", "packed": "--packing",
     "optimizer": "--optimizer", "learning_rate": "--learning_rate", "schedule": "--schedule",
     "warmup_steps": "--warmup_steps", "weight_decay": "--weight_decay", "grad_clip": "--grad_clip",
@@ -171,11 +171,9 @@ def check_resumable(payload: dict, path, family: str, config: dict, vocab_ids: l
                     settings: dict) -> None:
     """A checkpoint resumes only the model that wrote it (family, config, vocabulary, tokenizer), trained with the
     same settings; any difference is one InputError naming the setting and both values."""
-    if payload["tokenizer"] != TOKENIZER_NAME or payload["family"] != family:
-        raise InputError(f"{path} is a checkpoint of another model: a {payload['family']} with tokenizer "
-                         f"{payload['tokenizer']!r} there, a {family} with {TOKENIZER_NAME!r} here (--models). "
-                         f"Resume it with the model it trained, {START_AGAIN}.")
-    differences = setting_differences(payload["config"], config)
+    differences = (setting_differences({"family": payload["family"], "tokenizer": payload["tokenizer"]},
+                                       {"family": family, "tokenizer": TOKENIZER_NAME})
+                   or setting_differences(payload["config"], config))
     if payload["vocab_ids"] != vocab_ids:
         differences.append(vocabulary_difference(payload["vocab_ids"], vocab_ids))
     if differences:

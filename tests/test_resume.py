@@ -223,7 +223,7 @@ def test_checkpoint_every_needs_a_path(examples):
 
 BAD_RESUMES = {
     "missing": ([], "no checkpoint at"),
-    "another family": (["--models", "lstm"], "a transformer with tokenizer 'gpt2' there, a lstm"),
+    "another family": (["--models", "lstm"], "family 'transformer' there, 'lstm' here (--models)"),
     "another size": (["--d_model", "64"], "d_model 32 there, 64 here (--d_model)"),
     "another vocabulary": (["--vocab", "gpt2"], "vocabulary: 88 ids of the training text there, all 50,257 GPT-2 "
                                                 "ids here"),
