@@ -271,3 +271,18 @@ def test_garbage_is_named_and_a_missing_file_is_no_resume_point(tmp_path):
     with pytest.raises(h.InputError, match=f"{garbage} is truncated or corrupt"):
         h.read_training_checkpoint(garbage)
     assert h.resume_point(tmp_path / "nothing.pt") is None and h.resume_point(garbage) == garbage
+
+
+def test_a_write_that_fails_half_way_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
+    path = tmp_path / "run.pt"
+    h.write_atomically({"steps": 1}, path)
+    before = path.read_bytes()
+
+    def fails_half_way(payload, file):
+        file.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", fails_half_way)
+    with pytest.raises(h.InputError, match="No space left on device"):
+        h.write_atomically({"steps": 2}, path)
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path], "no temporary file left"
