@@ -394,6 +394,7 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
                      resume_from, model)
     loss_module = training_loss(model, fused_loss, compile)
     rows = state.rows
+    first_step = len(rows)  # 0, or where a resumed run goes on
 
     def write_checkpoint() -> None:
         record = training_record(precision, grad_accum_steps, compile, state.resumed_from_step)
@@ -416,7 +417,7 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
             try:
                 loss = take_step(loss_module, optimizer, scaler, parts, recipe, precision, device)
             except Exception as error:  # noqa: BLE001 (torch.compile raises many kinds, all on the first step)
-                if not compile or step:
+                if not compile or step > first_step:
                     raise
                 note(f"Note: --compile failed on this machine ({type(error).__name__}); training without it.")
                 loss_module, compile = training_loss(model, fused_loss, compile=False), False
