@@ -10,7 +10,8 @@ Its sections, top to bottom (each uses only what stands above it):
                 the LSTM, the Transformer and one factory (models)
   6. sampling   temperature, top-k, top-p, greedy; generate_text
   7. training   the recipe, train_model within a step or time budget, evaluate, checkpoints
-                (training); the memory a run needs (memory); data-parallel runs (parallel)
+                (training); training checkpoints and resuming an interrupted run (resume); the
+                memory a run needs (memory); data-parallel runs (parallel)
   8. experiments  artefacts and their provenance (artefacts); each notebook's study, its runs,
                 artefact and lessons, and what they share (studies/); learning speed and
                 where a step's compute goes (speed)
@@ -26,6 +27,7 @@ from .corpus import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
 from .sampling import *  # noqa: F401,F403
+from .resume import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
 from .memory import *  # noqa: F401,F403
 from .parallel import *  # noqa: F401,F403

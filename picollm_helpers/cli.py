@@ -15,12 +15,19 @@ kind's default. Every flag is checked before any data is read or any model is bu
 Under torchrun (`torchrun --nproc_per_node N pico-llm.py ...`) the same command trains
 data-parallel: --batch_size is the global batch, shared among the processes, and only rank 0
 prints and writes.
+
+A run given --save_checkpoint keeps its whole training state there: every --checkpoint_every
+steps, when Ctrl-C or SIGTERM stops it (after the step under way), and at its end. The same
+command plus --resume PATH goes on from it. Exit status: 0 done, 2 bad input (one line, nothing
+written), 130 or 143 stopped by SIGINT or SIGTERM, the checkpoint written.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import shlex
 import sys
 
 import torch
@@ -38,10 +45,11 @@ from .sources import BASE_CORPORA, HELDOUT_WORK, resolve_data_path
 from .parallel import (BACKENDS, DEFAULT_TIMEOUT_S, check_backend, launched_by_torchrun, launched_processes,
                        start_data_parallel, stop_data_parallel)
 from .presets import RUN_PRESETS, TRANSFORMER_PRESETS, InputError, TransformerConfig, get_run_preset, transformer_config
+from .resume import TrainingStopped, open_resumable, resume_point, run_settings
 from .sampling import generate_text
 from .tokenizer import get_tokenizer
 from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, check_batch_split, epoch_losses, run_summary,
-                       save_checkpoint, train_model)
+                       train_model)
 
 SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
 STARTER_EPOCHS = 3
@@ -176,8 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--save_checkpoint", metavar="PATH", default=None,
-                         help="Save the trained model there (load it with picollm_helpers.load_checkpoint); with "
-                              "several models, one file each, named PATH's stem plus the model's name.")
+                         help="Save the model and its training state there at the end, every --checkpoint_every "
+                              "steps, and when Ctrl-C or SIGTERM stops the run (load the model with "
+                              "picollm_helpers.load_checkpoint; go on with --resume); with several models, one file "
+                              "each, named PATH's stem plus the model's name.")
+    outputs.add_argument("--checkpoint_every", metavar="N", type=int, default=None,
+                         help="Also write the checkpoint every N optimizer steps, atomically: a run killed at any "
+                              "moment leaves its last checkpoint whole.")
+    outputs.add_argument("--resume", metavar="PATH", default=None,
+                         help="Go on with an interrupted run from its checkpoint: give the same command plus "
+                              "--resume PATH. Checkpoints go on being written to --save_checkpoint, or to PATH itself "
+                              "when --save_checkpoint is not given. With several --models, each goes on from its own "
+                              "file (named as --save_checkpoint names them); one without a file yet starts afresh.")
     outputs.add_argument("--metrics_json", metavar="PATH", default=None,
                          help="Write the run's held-out and training loss, steps, tokens, tokens/s, seconds, "
                               "samples and full configuration there as JSON.")
@@ -222,7 +240,7 @@ def check_numbers(args) -> None:
     """Every number's range, named by its flag."""
     at_least_one = ["batch_size", "max_new_tokens", "embed_size", "kgram_k", "kgram_chunk_size", "min_count",
                     "num_epochs", "max_steps_per_epoch", "max_steps", "limit_custom_examples", "d_model",
-                    "n_blocks", "n_heads", "d_ff", "grad_accum_steps"]
+                    "n_blocks", "n_heads", "d_ff", "grad_accum_steps", "checkpoint_every"]
     for name in at_least_one:
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -253,10 +271,26 @@ def check_paths(args) -> None:
             fail(f"{path} is a folder: pass folders with --input_dir, files with --input_files or --eval_files.")
     if args.input_dir:
         resolve_data_path(args.input_dir)
-    for flag in ("save_checkpoint", "metrics_json", "custom_sweep_log"):
+    for flag in ("save_checkpoint", "resume", "metrics_json", "custom_sweep_log"):
         path = getattr(args, flag)
         if path is not None and Path(path).is_dir():
             fail(f"--{flag} {path} is a folder: give a file path, e.g. {Path(path) / 'run.pt'}.")
+
+
+def check_checkpoint_flags(args) -> None:
+    """--checkpoint_every needs a file to write; --resume, a checkpoint to go on from; both apply to training runs."""
+    if args.checkpoint_every is not None and not checkpoint_base(args):
+        fail(f"--checkpoint_every {args.checkpoint_every} needs a file to write the checkpoints to: add "
+             "--save_checkpoint run.pt.")
+    if not args.resume:
+        return
+    if args.collect_transformer_metrics or args.custom_sweep_log:
+        fail("--resume goes on with a training run; --collect_transformer_metrics starts afresh, and "
+             "--custom_sweep_log resumes from its own log: leave --resume out.")
+    wanted = [checkpoint_path(args.resume, args, model_label(family, args)) for family in args.models]
+    if not any(path.is_file() for path in wanted):
+        fail(f"--resume {args.resume}: no checkpoint at {' or '.join(map(str, wanted))}. Check the path, or leave "
+             "--resume out to start a new run.")
 
 
 def check_transformer(args) -> TransformerConfig:
@@ -309,6 +343,7 @@ def check_args(args) -> RunPlan:
         args.transformer_variant = "GPT-oss"
     check_numbers(args)
     check_paths(args)
+    check_checkpoint_flags(args)
     check_transformer(args)
     if launched_by_torchrun():
         check_backend(args.dist_backend)
@@ -361,8 +396,10 @@ def run_budget(plan: RunPlan, corpus, batch_size: int) -> dict:
             else math.ceil(corpus.num_train / batch_size)}
 
 
-def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, vocab_ids) -> dict:
-    """Train one family, print its losses and samples; what --metrics_json stores of it."""
+def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, vocab_ids,
+                     resume_from: Path | None = None) -> dict:
+    """Train one family (going on from `resume_from` when given), print its losses and samples; what
+    --metrics_json stores of it."""
     seed_everything(args.seed)
     model = build_model(family, **model_config(family, args, enc.n_vocab), vocab_ids=vocab_ids).to(device)
     label = model_label(family, args)
@@ -371,14 +408,19 @@ def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, voca
     say(f"\n== {label}: {count_parameters(model):,} parameters, vocabulary {describe_vocabulary(model)}, "
           f"{data}, device {device}")
     budget = run_budget(plan, corpus, args.batch_size)
+    checkpoint = checkpoint_path(checkpoint_base(args), args, label) if checkpoint_base(args) else None
+    if resume_from is not None:
+        say(f"going on from {resume_from}")
     history = train_model(model, corpus, batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed,
                           precision=args.precision, grad_accum_steps=args.grad_accum_steps, compile=args.compile,
-                          name=label, **budget)
+                          name=label, checkpoint_path=checkpoint, checkpoint_every=args.checkpoint_every,
+                          resume_from=resume_from, checkpoint_metadata={"trained_on": describe_data(args)}, **budget)
     if plan.counted_in_epochs:
         for epoch, loss in epoch_losses(history).items():
             say(f"epoch {epoch}: loss {loss:.4f}")
     summary = run_summary(history)
-    say(f"{summary['steps']} steps, {summary['tokens_seen']:,} tokens in {summary['train_seconds']:.2f} s of "
+    resumed = f" (resumed at step {summary['resumed_from_step']})" if "resumed_from_step" in summary else ""
+    say(f"{summary['steps']} steps{resumed}, {summary['tokens_seen']:,} tokens in {summary['train_seconds']:.2f} s of "
           f"training: {summary['tokens_per_s']:,.0f} tokens/s; final training loss {summary['train_loss']:.4f}")
     say(f"samples from {args.prompt!r}:")
     samples = {}
@@ -391,16 +433,20 @@ def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, voca
             f"bits/character ({', '.join(stream.name for stream in corpus.heldout)}: "
             f"{corpus.num_heldout_tokens:,} tokens)" if corpus.packed else
             f"test loss: {summary['heldout_loss']:.4f} ({summary['heldout_bits_per_char']:.4f} bits/character)")
-    if args.save_checkpoint:
-        path = checkpoint_path(args, label)
-        save_checkpoint(model, path, trained_on=describe_data(args), steps=summary["steps"])
-        say(f"saved {path}")
+    if checkpoint is not None:
+        say(f"saved {checkpoint}")
     return {**summary, "samples": samples, "model": {"family": family, "parameters": count_parameters(model),
                                                      "vocabulary": describe_vocabulary(model), **model.config}}
 
 
-def checkpoint_path(args, label: str) -> Path:
-    path = Path(args.save_checkpoint)
+def checkpoint_base(args) -> str | None:
+    """Where checkpoints are written: --save_checkpoint, else the checkpoint --resume goes on from."""
+    return args.save_checkpoint or args.resume
+
+
+def checkpoint_path(base: str, args, label: str) -> Path:
+    """One model's checkpoint: `base` itself, or with several models its stem plus the model's name."""
+    path = Path(base)
     return path if len(args.models) == 1 else path.with_name(f"{path.stem}_{label}{path.suffix}")
 
 
@@ -421,6 +467,56 @@ def default_eval_files(args, plan: RunPlan) -> list:
     return [HELDOUT_WORK] if plan.packing and trains_on_plays else []
 
 
+def resume_points(args, plan: RunPlan, corpus, enc, vocab_ids) -> dict[str, Path | None]:
+    """The checkpoint each model goes on from (None: from the beginning), every one read and checked against
+    the model and settings of this run before any model trains, so that a bad one stops it with nothing written."""
+    if not args.resume:
+        return {}
+    budget = run_budget(plan, corpus, args.batch_size)
+    settings = run_settings(corpus, batch_size=args.batch_size, seed=args.seed, recipe=plan.recipe,
+                            max_steps=budget["max_steps"], train_seconds=budget.get("train_seconds"),
+                            steps_per_epoch=budget.get("steps_per_epoch"))
+    trained = [family for family in args.models if not compares_kgram_designs(family, args)]
+    points = {family: resume_point(checkpoint_path(args.resume, args, model_label(family, args))) for family in trained}
+    for family, path in points.items():
+        if path is not None:
+            open_resumable(path, family, model_config(family, args, enc.n_vocab), vocab_ids, settings)
+    return points
+
+
+def stopped_line(stopped: TrainingStopped, args, argv: list[str]) -> str:
+    """The one line a run stopped by a signal ends with: where it stopped, and the command that goes on."""
+    base = checkpoint_base(args)
+    if base is None:
+        return f"Stopped at {stopped.progress}; no checkpoint was written: add --save_checkpoint PATH to resume."
+    command = [*launch_command(), *without_resume(argv), "--resume", base]
+    return f"Stopped at {stopped.progress}; resume with: {shlex.join(command)}"
+
+
+def launch_command() -> list[str]:
+    """How this process was started: python and the script, the installed pico-llm, or torchrun (whose options
+    on several machines are the user's own)."""
+    program = sys.argv[0]
+    if launched_by_torchrun():
+        one_machine = os.environ.get("LOCAL_WORLD_SIZE") == os.environ["WORLD_SIZE"]
+        options = ["--standalone", "--nproc_per_node", os.environ["WORLD_SIZE"]] if one_machine else ["..."]
+        return ["torchrun", *options, program]
+    return [Path(sys.executable).name, program] if program.endswith(".py") else [Path(program).name]
+
+
+def without_resume(argv: list[str]) -> list[str]:
+    """The arguments less any --resume PATH (or --resume=PATH)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        elif not arg.startswith("--resume="):
+            kept.append(arg)
+    return kept
+
+
 def describe_data(args) -> str:
     own = " ".join([*args.input_files, args.input_dir or ""]).strip()
     base = base_corpus_name(args) if args.base_weight > 0 or not own else ""
@@ -438,6 +534,11 @@ def write_metrics(args, plan: RunPlan, device, runs: dict) -> None:
 
 
 # ---------------------------------------------------------------- the notebooks' experiments
+
+
+def compares_kgram_designs(family: str, args) -> bool:
+    """Whether this family's part of the run is the k-gram designs' comparison rather than one model's training."""
+    return family == "kgram" and args.kgram_variant == "compare"
 
 
 def compare_kgram_designs(args, plan: RunPlan, corpus, enc, device) -> None:
@@ -499,15 +600,20 @@ def main(argv=None) -> int:
                 run_custom_sweep(args, enc, device)
             return 0
         vocab_ids = corpus_vocab_ids(args, corpus)
+        resumes = resume_points(args, plan, corpus, enc, vocab_ids)
         runs = {}
         for family in args.models:
-            if family == "kgram" and args.kgram_variant == "compare":
+            if compares_kgram_designs(family, args):
                 compare_kgram_designs(args, plan, corpus, enc, device)
             else:
                 runs[model_label(family, args)] = train_and_report(family, args, plan, corpus, enc, device,
-                                                                   vocab_ids)
+                                                                   vocab_ids, resumes.get(family))
         if args.metrics_json and runs:
             write_metrics(args, plan, device, runs)
+    except TrainingStopped as stopped:
+        if is_main_process():
+            print(stopped_line(stopped, args, sys.argv[1:] if argv is None else argv), file=sys.stderr)
+        return stopped.exit_status
     except (InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -14,6 +14,9 @@ into micro-batches whose gradients add up (gradient accumulation, which bounds m
 torch.compile'd loss, and share its batch among the processes of a data-parallel run
 (torchrun): every process draws the same global batch from the seed and trains on its own
 slice, so N processes follow the trajectory of one.
+
+Given a checkpoint path, a run keeps its whole state there as it goes, and a run that was stopped
+goes on from it to the same end (resume.py).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from .presets import InputError
 from .sources import note
 from .device import autocast, is_main_process, process_count, process_rank, resolve_precision
 from .models import TransformerModel, build_model, family_of
+from .resume import (CountedBatches, StopRequests, TrainingState, TrainingStopped, check_checkpointing,
+                     open_resumable, run_settings, write_atomically)
 from .tokenizer import TOKENIZER_NAME
 
 HISTORY_COLUMNS = ["model", "epoch", "step", "loss", "tokens", "tokens_per_s", "elapsed_s", "learning_rate",
@@ -114,6 +119,8 @@ class Schedule:
     step, which also pays one-off costs, is left out once there are others).
     """
 
+    POSITION = ("steps_done", "elapsed", "first_step_s", "planned_steps", "warmup_steps")  # what a resumed run restores
+
     def __init__(self, recipe: Recipe, max_steps: int | None = None, train_seconds: float | None = None):
         self.recipe, self.max_steps, self.train_seconds = recipe, max_steps, train_seconds
         self.planned_steps = max_steps
@@ -145,6 +152,18 @@ class Schedule:
         self.planned_steps = self.steps_done + round(left / mean_step_s)
         if self.steps_done == 1:
             self.fix_warmup(self.planned_steps)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the budget is spent: max_steps steps taken, or train_seconds seconds of training."""
+        return self.steps_done >= self.max_steps if self.max_steps is not None else self.elapsed >= self.train_seconds
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.POSITION}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.POSITION:
+            setattr(self, name, state[name])
 
     def rate(self, step: int) -> float:
         """The learning rate of step `step` (0-based)."""
@@ -322,12 +341,13 @@ def optimizer_parameters(optimizer) -> list[torch.nn.Parameter]:
 class Progress:
     """A progress bar over steps, or over seconds for a time budget, showing the time left."""
 
-    def __init__(self, name: str, max_steps: int | None, train_seconds: float | None, enabled: bool):
+    def __init__(self, name: str, max_steps: int | None, train_seconds: float | None, enabled: bool,
+                 schedule: Schedule):
         self.by_time = train_seconds is not None
-        total = train_seconds if self.by_time else max_steps
+        total, done = (train_seconds, schedule.elapsed) if self.by_time else (max_steps, schedule.steps_done)
         unit_format = "{l_bar}{bar}| {n:.0f}/{total:.0f} s [left {remaining}]" if self.by_time else None
-        self.bar = tqdm(total=total, desc=name, disable=None if enabled else True, leave=False,
-                        bar_format=unit_format)
+        self.bar = tqdm(total=total, initial=min(done, total), desc=name, disable=None if enabled else True,
+                        leave=False, bar_format=unit_format)
 
     def advance(self, seconds: float, loss: float) -> None:
         self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
@@ -342,15 +362,17 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
                 eval_every: int | None = None, eval_every_seconds: float | None = None, eval_at_steps=(),
                 fused_loss: bool | None = None, precision: str = "auto", grad_accum_steps: int = 1,
                 compile: bool = False, seed: int = 0, heldout=None, on_eval=None, name: str | None = None,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, checkpoint_path: str | os.PathLike | None = None,
+                checkpoint_every: int | None = None, resume_from: str | os.PathLike | None = None,
+                checkpoint_metadata: dict | None = None) -> pd.DataFrame:
     """Train on a corpus (packed or per-example) within a budget; return one row per optimizer step.
 
     Columns: model, epoch, step, loss (training, full-vocabulary nats), tokens (targets in the
-    step), tokens_per_s, elapsed_s (training time so far, evaluation excluded), learning_rate,
-    test_loss and test_bpc (held-out nats per token and bits per character, every eval_every steps,
-    every eval_every_seconds of training, after each step numbered in eval_at_steps, and after the
-    last step; NaN elsewhere); `history.attrs` holds how it trained (precision, processes,
-    grad_accum_steps, compiled). The held-out part is `heldout`'s (another corpus,
+    step), tokens_per_s, elapsed_s (training time so far, evaluation and checkpoints excluded),
+    learning_rate, test_loss and test_bpc (held-out nats per token and bits per character, every
+    eval_every steps, every eval_every_seconds of training, after each step numbered in
+    eval_at_steps, and after the last step; NaN elsewhere); `history.attrs` holds how it trained
+    (precision, processes, grad_accum_steps, compiled). The held-out part is `heldout`'s (another corpus,
     so that runs on different data paths are measured alike) or else the corpus's own.
     `on_eval(step, model)`, if given, is called at those same points (a sample, say), outside
     the timed training. Batches are drawn from `seed`; the same seed and max_steps give the
@@ -359,9 +381,17 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
     batch_size is the global batch: shared among the processes of a data-parallel run and
     split into grad_accum_steps micro-batches, with the same result up to float rounding.
     precision is resolved for the device ("auto": bf16 or fp16 on CUDA, fp32 elsewhere).
+
+    With `checkpoint_path`, the run's whole state is written there (resume.py) every
+    `checkpoint_every` steps, at the end, and when SIGINT or SIGTERM stops the run after the step
+    under way, which then raises TrainingStopped (a KeyboardInterrupt); `checkpoint_metadata`
+    joins the model's metadata. `resume_from`, a checkpoint of this model trained with these
+    settings, goes on where it stopped: the history is the whole run's, and
+    `history.attrs["resumed_from_step"]` says where it went on.
     """
     check_budget(max_steps, train_seconds, batch_size, grad_accum_steps)
     check_context(model, corpus.block_size)
+    check_checkpointing(checkpoint_path, checkpoint_every)
     name = name or family_of(model)
     device = model_device(model)
     precision = resolve_precision(precision, device)
@@ -370,55 +400,83 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     schedule = Schedule(recipe, max_steps, train_seconds)
     heldout = heldout or corpus
-    loss_module = training_loss(model, fused_loss, compile)
     # Only the per-example corpus draws by epochs (the starter's); a packed one draws windows for ever,
     # and steps_per_epoch only numbers its steps.
-    batches = (corpus.train_batches(batch_size, seed) if corpus.packed
-               else corpus.train_batches(batch_size, seed, steps_per_epoch))
-    rows, next_eval_s = [], eval_every_seconds
-    bar = Progress(name, max_steps, train_seconds, progress and is_main_process())
+    batches = CountedBatches(corpus.train_batches(batch_size, seed) if corpus.packed
+                             else corpus.train_batches(batch_size, seed, steps_per_epoch))
+    settings = run_settings(corpus, batch_size=batch_size, seed=seed, recipe=recipe, max_steps=max_steps,
+                            train_seconds=train_seconds, steps_per_epoch=steps_per_epoch)
+    state = TrainingState(optimizer, scaler, schedule, batches, settings, device, next_eval_s=eval_every_seconds)
+    if resume_from is not None:
+        state.resume(open_resumable(resume_from, family_of(model), model.config, model.vocabulary.ids(), settings),
+                     resume_from, model)
+    loss_module = training_loss(model, fused_loss, compile)
+    rows = state.rows
+    first_step = len(rows)  # 0, or where a resumed run goes on
+
+    def write_checkpoint() -> None:
+        record = training_record(precision, grad_accum_steps, compile, state.resumed_from_step)
+        save_training_checkpoint(checkpoint_path, model, state, **record, **(checkpoint_metadata or {}),
+                                 steps=len(rows))
+
+    bar = Progress(name, max_steps, train_seconds, progress and is_main_process(), schedule)
     model.train()
-    while True:
-        step = len(rows)
-        started = time.perf_counter()
-        tokens, mask = next(batches)
-        tokens, mask = tokens.to(device), None if mask is None else mask.to(device)
-        learning_rate = schedule.rate(step)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
-        parts = micro_batches(tokens, mask, grad_accum_steps)
-        try:
-            loss = take_step(loss_module, optimizer, scaler, parts, recipe, precision, device)
-        except Exception as error:  # noqa: BLE001 (torch.compile raises many kinds, all on the first step)
-            if not compile or step:
-                raise
-            note(f"Note: --compile failed on this machine ({type(error).__name__}); training without it.")
-            loss_module, compile = training_loss(model, fused_loss, compile=False), False
-            loss = take_step(loss_module, optimizer, scaler, parts, recipe, precision, device)
-        loss_value = loss.item()  # waits for the device, so the timing is honest
-        step_seconds = shared_seconds(time.perf_counter() - started, device)
-        schedule.update(step_seconds)
-        elapsed = schedule.elapsed
-        done = step + 1 >= max_steps if max_steps is not None else elapsed >= train_seconds
-        due = bool(eval_every and (step + 1) % eval_every == 0) or step + 1 in eval_at_steps
-        if next_eval_s is not None and elapsed >= next_eval_s:
-            due, next_eval_s = True, next_eval_s + eval_every_seconds
-        test = evaluate(model, heldout, precision=precision) if heldout.has_heldout and (due or done) else None
-        if on_eval is not None and (due or done):
-            on_eval(step + 1, model)
-        count = targets_in(tokens, mask)
-        epoch = step // steps_per_epoch + 1 if steps_per_epoch else 1
-        rows.append((name, epoch, step + 1, loss_value, count, count / step_seconds, elapsed, learning_rate,
-                     *((test.nats_per_token, test.bits_per_char) if test else (math.nan, math.nan))))
-        bar.advance(step_seconds, loss_value)
-        if done:
-            break
+    done = schedule.finished
+    with StopRequests() as stop:
+        while not done:
+            step = len(rows)
+            started = time.perf_counter()
+            tokens, mask = next(batches)
+            tokens, mask = tokens.to(device), None if mask is None else mask.to(device)
+            learning_rate = schedule.rate(step)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate
+            parts = micro_batches(tokens, mask, grad_accum_steps)
+            try:
+                loss = take_step(loss_module, optimizer, scaler, parts, recipe, precision, device)
+            except Exception as error:  # noqa: BLE001 (torch.compile raises many kinds, all on the first step)
+                if not compile or step > first_step:
+                    raise
+                note(f"Note: --compile failed on this machine ({type(error).__name__}); training without it.")
+                loss_module, compile = training_loss(model, fused_loss, compile=False), False
+                loss = take_step(loss_module, optimizer, scaler, parts, recipe, precision, device)
+            loss_value = loss.item()  # waits for the device, so the timing is honest
+            step_seconds = shared_seconds(time.perf_counter() - started, device)
+            schedule.update(step_seconds)
+            elapsed = schedule.elapsed
+            done = schedule.finished
+            due = bool(eval_every and (step + 1) % eval_every == 0) or step + 1 in eval_at_steps
+            if state.next_eval_s is not None and elapsed >= state.next_eval_s:
+                due, state.next_eval_s = True, state.next_eval_s + eval_every_seconds
+            test = evaluate(model, heldout, precision=precision) if heldout.has_heldout and (due or done) else None
+            if on_eval is not None and (due or done):
+                on_eval(step + 1, model)
+            count = targets_in(tokens, mask)
+            epoch = step // steps_per_epoch + 1 if steps_per_epoch else 1
+            rows.append((name, epoch, step + 1, loss_value, count, count / step_seconds, elapsed, learning_rate,
+                         *((test.nats_per_token, test.bits_per_char) if test else (math.nan, math.nan))))
+            bar.advance(step_seconds, loss_value)
+            if checkpoint_every and (step + 1) % checkpoint_every == 0 and not done:
+                write_checkpoint()
+            if stop.agreed(device):
+                break
     bar.close()
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    history.attrs.update(precision=precision, processes=process_count(), grad_accum_steps=grad_accum_steps,
-                         compiled=compile)
+    history.attrs.update(training_record(precision, grad_accum_steps, compile, state.resumed_from_step))
     model.trained_with = dict(history.attrs)  # what save_checkpoint records of how the model trained
+    if checkpoint_path is not None:
+        write_checkpoint()
+    if stop.signal_number is not None:
+        raise TrainingStopped(stop.signal_number, len(rows), schedule.planned_steps, train_seconds is not None,
+                              None if checkpoint_path is None else Path(checkpoint_path))
     return history
+
+
+def training_record(precision: str, grad_accum_steps: int, compiled: bool, resumed_from_step: int | None) -> dict:
+    """How a run trains, as its history's attrs and its checkpoints record it."""
+    record = dict(precision=precision, processes=process_count(), grad_accum_steps=grad_accum_steps,
+                  compiled=compiled)
+    return record if resumed_from_step is None else {**record, "resumed_from_step": resumed_from_step}
 
 
 def shared_seconds(seconds: float, device) -> float:
@@ -451,21 +509,28 @@ def run_summary(history: pd.DataFrame) -> dict:
 # ---------------------------------------------------------------- checkpoints
 
 
+def checkpoint_payload(model: torch.nn.Module, **metadata) -> dict:
+    """Weights plus what rebuilds the model (family, config, vocabulary, tokenizer); the metadata includes
+    how train_model trained it (precision, processes, micro-batches, compiled)."""
+    return {"family": family_of(model), "config": model.config, "vocab_ids": model.vocabulary.ids(),
+            "tokenizer": TOKENIZER_NAME, "state_dict": model.state_dict(),
+            "metadata": {**getattr(model, "trained_with", {}), **metadata}}
+
+
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, **metadata) -> Path:
-    """Weights plus what rebuilds the model (family, config, vocabulary, tokenizer), written atomically
-    (by the main process alone in a data-parallel run); the metadata includes how train_model trained
-    it (precision, processes, micro-batches, compiled)."""
-    path = Path(path)
-    if not is_main_process():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"family": family_of(model), "config": model.config, "vocab_ids": model.vocabulary.ids(),
-               "tokenizer": TOKENIZER_NAME, "state_dict": model.state_dict(),
-               "metadata": {**getattr(model, "trained_with", {}), **metadata}}
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
-    return path
+    """A model's checkpoint (checkpoint_payload), written atomically by the main process alone in a
+    data-parallel run."""
+    return write_atomically(checkpoint_payload(model, **metadata), path)
+
+
+def save_training_checkpoint(path: str | os.PathLike, model: torch.nn.Module, state: TrainingState,
+                             **metadata) -> Path:
+    """A model's checkpoint plus its run's state (resume.py), which load_checkpoint reads like any other. In a
+    data-parallel run rank 0 writes while the others wait, so that none leaves before the file is whole."""
+    write_atomically({**checkpoint_payload(model, **metadata), "training": state.state_dict()}, path)
+    if process_count() > 1:
+        dist.barrier()
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike, device=None) -> torch.nn.Module:

@@ -100,7 +100,8 @@ def test_help_explains_every_flag():
     for flag in ["--input_files", "--tinystories_weight", "--max_steps_per_epoch", "--num_inner_mlp_layers",
                  "--kgram_k", "--kgram_chunk_size", "--block_size", "--embed_size", "--prompt", "--device_id",
                  "--input_dir", "--limit_custom_examples", "--tinystories_path", "--num_epochs", "--batch_size",
-                 "--learning_rate", "--seed", "--test_fraction", "--models"]:
+                 "--learning_rate", "--seed", "--test_fraction", "--models", "--save_checkpoint", "--checkpoint_every",
+                 "--resume"]:
         assert flag in flags, flag
 
 

@@ -2,6 +2,8 @@
 estimate, and data-parallel training with torchrun (two gloo processes)."""
 
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -154,6 +156,37 @@ def test_two_gloo_processes_follow_the_trajectory_of_one(tmp_path):
     assert largest_difference(h.load_checkpoint(tmp_path / "two.pt"), h.load_checkpoint(tmp_path / "one.pt")) <= 1e-5
     assert together.stdout.count("held-out loss") <= 1 and together.stdout.count("== minGPT") == 1, \
         "only rank 0 prints"
+
+
+def test_two_gloo_processes_stopped_by_ctrl_c_resume_to_the_end_of_one(tmp_path):
+    """Ctrl-C in a terminal reaches torchrun and both processes, and torchrun forwards it again: both stop after the
+    same step, rank 0 writes the checkpoint and prints how to resume, and that command, where both processes read
+    the checkpoint, ends with the parameters of one process that nothing stopped."""
+    longer = ["--max_steps", "80", "--checkpoint_every", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    alone = subprocess.Popen([sys.executable, str(ROOT / "pico-llm.py"), *pico_llm_args(tmp_path, "one"), *longer],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "two.pt"
+    together = subprocess.Popen([*TORCHRUN, str(ROOT / "pico-llm.py"), *pico_llm_args(tmp_path, "two"), *longer],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not checkpoint.is_file():
+        assert together.poll() is None and time.monotonic() < deadline, together.communicate()
+        time.sleep(0.01)
+    os.killpg(together.pid, signal.SIGINT)
+    _, stderr = together.communicate(timeout=60)
+    stopped = [line for line in stderr.splitlines() if line.startswith("Stopped at step")]
+    assert len(stopped) == 1, stderr[-3000:]
+    steps_done = torch.load(checkpoint, weights_only=True)["training"]["schedule"]["steps_done"]
+    assert stopped[0].startswith(f"Stopped at step {steps_done} of 80; resume with: torchrun --standalone "
+                                 "--nproc_per_node 2 ")
+    command = shlex.split(stopped[0].split("resume with: ")[1])
+    resumed = run([sys.executable, "-m", "torch.distributed.run", *command[1:]])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed at step {steps_done}" in resumed.stdout
+    assert alone.wait(timeout=120) == 0, alone.communicate()
+    assert largest_difference(h.load_checkpoint(checkpoint), h.load_checkpoint(tmp_path / "one.pt")) <= 1e-5
 
 
 def test_a_world_size_that_does_not_divide_the_batch_is_one_clear_error(tmp_path):
