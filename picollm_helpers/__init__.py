@@ -13,7 +13,8 @@ Its sections, top to bottom (each uses only what stands above it):
                 (training); the memory a run needs (memory); data-parallel runs (parallel)
   8. experiments  artefacts and their provenance, the notebooks' experiments (experiments), the
                 sweeps (sweeps), learning speed and where a step's compute goes (speed)
-  9. plots      figures from histories and artefacts; the sampling lab
+  9. plots      figures from histories and artefacts (plots), the slides made of them (slides);
+                the sampling lab (lab)
 """
 
 from .presets import *  # noqa: F401,F403
@@ -31,6 +32,7 @@ from .experiments import *  # noqa: F401,F403
 from .sweeps import *  # noqa: F401,F403
 from .speed import *  # noqa: F401,F403
 from .plots import *  # noqa: F401,F403
+from .slides import *  # noqa: F401,F403
 from .lab import *  # noqa: F401,F403
 
 keep_freed_memory_for_reuse()  # noqa: F405  (see its docstring: faster CPU training steps)
