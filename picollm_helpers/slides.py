@@ -70,9 +70,16 @@ class Slides(NamedTuple):
 
 # ---------------------------------------------------------------- what a page says: lessons or key numbers
 
+def with_noise(measured: float, noise: float) -> str:
+    """measured ± noise, both to the decimal place of the noise's second significant digit."""
+    scale = abs(noise) or abs(measured)
+    decimals = max(1 - math.floor(math.log10(scale)), 0) if scale and math.isfinite(scale) else 2
+    return f"{measured:,.{decimals}f} ± {noise:,.{decimals}f}"
+
+
 def lesson_line(lesson: dict) -> str:
     """A study's lesson as a slide states it: a finding only where it holds beyond its seed-to-seed noise."""
-    evidence = f"{lesson['measured']:.3g} ± {lesson['noise']:.2g} over {lesson['seeds']} seeds"
+    evidence = f"{with_noise(lesson['measured'], lesson['noise'])} over {lesson['seeds']} seeds"
     if lesson["holds"]:
         return f"{lesson['claim']} (measured {evidence})"
     return f"Not resolved at this budget: {lesson['claim']} (measured {evidence})"
@@ -303,20 +310,25 @@ def wrap(line: str, width: float, font: FontProperties, hanging: str = "") -> st
     after the first start with `hanging`."""
     lines = [""]
     for word in line.split(" "):
-        candidate = f"{lines[-1]} {word}" if lines[-1].strip() else lines[-1] + word
-        if lines[-1].strip() and width_in(candidate, font) > width:
+        candidate = f"{lines[-1]} {word}" if lines[-1] else word
+        if lines[-1] and width_in(candidate, font) > width:
             lines.append(hanging + word)
         else:
             lines[-1] = candidate
     return "\n".join(lines)
 
 
+def bottom_in(page: Figure, text) -> float:
+    """How far below the page's top edge a text ends, in inches."""
+    return (page.bbox.height - text.get_window_extent().y0) / page.dpi
+
+
 def headline(page: Figure, title: str, subtitle: str) -> float:
     """The page's headline and grey lines beneath it; the inches from the top they take."""
     put_text(page, MARGIN_IN, 0.3, title, HEADLINE_PT, weight="bold")
-    subtitle = wrap(subtitle, page.get_size_inches()[0] - 2 * MARGIN_IN, NOTE_FONT)
-    put_text(page, MARGIN_IN, 0.85, subtitle, NOTE_PT, color=GREY)
-    return 0.85 + (subtitle.count("\n") + 1) * NOTE_PT * 1.4 / 72 + 0.15
+    note = put_text(page, MARGIN_IN, 0.85, wrap(subtitle, page.get_size_inches()[0] - 2 * MARGIN_IN, NOTE_FONT),
+                    NOTE_PT, color=GREY)
+    return bottom_in(page, note) + 0.15
 
 
 def figure_image(figure) -> np.ndarray:
@@ -376,9 +388,10 @@ def title_page(artefacts: dict[str, dict], skipped: list[str]) -> Figure:
     put_text(page, MARGIN_IN + 0.3, 2.2, wrap(about["Summary"], width - 2 * MARGIN_IN - 0.6, HEADING_FONT),
              HEADING_PT)
     lines = provenance_lines(artefacts)
-    lines.append(f"Slides built {datetime.now(timezone.utc):%Y-%m-%d} from the artefacts at commit {git_commit()}, "
-                 f"version {about['Version']}")
-    lines += [f"Skipped: {note}" for note in skipped]
+    lines.append(f"Slides built {datetime.now(timezone.utc):%Y-%m-%d} by {about['Name']} {about['Version']}, "
+                 f"commit {git_commit()}")
+    if skipped:
+        lines.append(f"Left out, for want of their artefacts: {'; '.join(skipped)}")
     body = "\n".join(wrap(line, width - 2 * MARGIN_IN - 0.6, BODY_FONT, hanging="   ") for line in lines)
     put_text(page, MARGIN_IN + 0.3, 3.6, body, BODY_PT, linespacing=1.4)
     return page
@@ -405,17 +418,15 @@ def setting_summary(setting: dict) -> str:
     return " · ".join(parts)
 
 
-def fill_column(page: Figure, x_in: float, y_in: float, bottom_in: float, blocks: list[str]):
-    """Write as many text blocks, one under another, as fit between y_in and bottom_in inches from the top;
+def fill_column(page: Figure, x_in: float, y_in: float, floor_in: float, blocks: list[str]):
+    """Write as many text blocks, one under another, as fit between y_in and floor_in inches from the top;
     a last line says how many did not fit."""
     text = put_text(page, x_in, y_in, "", NOTE_PT, fontproperties=MONOSPACE, linespacing=1.15)
-    _, floor = inches_to_fraction(page, 0, bottom_in)
     shown = []
     for count, block in enumerate(blocks):
         rest = len(blocks) - count - 1
-        candidate = "\n\n".join([*shown, block] + ([f"(+ {rest} more)"] if rest else []))
-        text.set_text(candidate)
-        if text.get_window_extent().transformed(page.transFigure.inverted()).y0 < floor:
+        text.set_text("\n\n".join([*shown, block] + ([f"(+ {rest} more)"] if rest else [])))
+        if bottom_in(page, text) > floor_in:
             text.set_text("\n\n".join([*shown, f"(+ {len(blocks) - count} more)"]))
             return
         shown.append(block)
@@ -432,14 +443,18 @@ def writer_page(artefact: dict) -> Figure:
                    f"{len(config['seeds'])} seeds · {artefact_note(WRITER_ARTEFACT, artefact)}")
     gap = 0.35
     column_in = (width - 2 * MARGIN_IN - gap * (len(writing) - 1)) / len(writing)
+    lefts = [MARGIN_IN + index * (column_in + gap) for index in range(len(writing))]
+    summaries = []
+    for x, (name, setting) in zip(lefts, writing.items()):
+        heading = put_text(page, x, top, name, HEADING_PT, weight="bold")
+        summaries.append(put_text(page, x, bottom_in(page, heading) + 0.1,
+                                  wrap(setting_summary(setting), column_in, NOTE_FONT), NOTE_PT, color=GREY))
+    samples_top = max(bottom_in(page, summary) for summary in summaries) + 0.2
     characters = int(column_in / width_in("0", MONOSPACE))
-    for index, (name, setting) in enumerate(writing.items()):
-        x = MARGIN_IN + index * (column_in + gap)
-        put_text(page, x, top, name, HEADING_PT, weight="bold")
-        put_text(page, x, top + 0.4, wrap(setting_summary(setting), column_in, NOTE_FONT), NOTE_PT, color=GREY)
+    for x, setting in zip(lefts, writing.values()):
         blocks = [wrapped_sample(sample, characters) + (f"\n(× {seeds} seeds)" if seeds > 1 else "")
                   for sample, seeds in unique_samples(setting["samples"])]
-        fill_column(page, x, top + 1.05, height - MARGIN_IN, blocks)
+        fill_column(page, x, samples_top, height - MARGIN_IN, blocks)
     return page
 
 
@@ -459,10 +474,10 @@ def slide_artefacts(folder: str | Path | None = None) -> tuple[dict[str, dict], 
     artefacts = {name: artefact for name in names if (artefact := find_artefact(name, folder)) is not None}
     if not any(artefact in artefacts for artefact, _ in FIGURES.values()):
         raise InputError(f"No artefacts to make slides from in {folder or ARTEFACTS_DIR}: run `make run` first.")
-    skipped = [f"{figure} (no artefacts/{artefact}.json: run the notebook that makes it, or make run)"
-               for figure, (artefact, _) in FIGURES.items() if artefact not in artefacts]
+    skipped = [f"{figure} (artefacts/{artefact}.json)" for figure, (artefact, _) in FIGURES.items()
+               if artefact not in artefacts]
     if WRITER_ARTEFACT not in artefacts:
-        skipped.append(f"the writer's samples (no artefacts/{WRITER_ARTEFACT}.json: run notebook 03, or make run)")
+        skipped.append(f"the writer's samples (artefacts/{WRITER_ARTEFACT}.json)")
     return artefacts, skipped
 
 

@@ -23,7 +23,7 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for note in slides.skipped:
-        print(f"  skipped {note}")
+        print(f"  left out, for want of its artefact: {note}; `make run` makes it")
     print(f"{slides.pages} pages in {slides.path}, built from the artefacts in {time.perf_counter() - started:.1f} s")
     return 0
 

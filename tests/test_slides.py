@@ -86,7 +86,8 @@ def test_lessons_come_before_key_numbers_and_an_unresolved_one_is_never_a_findin
     artefact["results"]["lessons"] = LESSONS
     holds, unresolved = h.findings("overfitting_sweep", artefact)
     assert holds == "the Transformer ends below the LSTM (measured 0.421 ± 0.052 over 3 seeds)"
-    assert unresolved == "Not resolved at this budget: depth helps (measured 0.02 ± 0.09 over 3 seeds)"
+    assert unresolved == "Not resolved at this budget: depth helps (measured 0.020 ± 0.090 over 3 seeds)"
+    assert h.with_noise(23456.7, 150.0) == "23,457 ± 150" and h.with_noise(0.5, 0.0) == "0.50 ± 0.00"
 
 
 def test_key_numbers_are_computed_from_the_artefact():
@@ -107,6 +108,8 @@ def test_a_figure_without_its_artefact_is_left_out_with_a_note(tmp_path):
     missing = {artefact for name, (artefact, _) in h.FIGURES.items() if name != "sanity_check"}
     assert len(slides.skipped) == len(h.FIGURES) - 1
     assert all(any(f"artefacts/{artefact}.json" in note for note in slides.skipped) for artefact in missing)
+    title = h.title_page(*h.slide_artefacts(tmp_path))
+    assert "Left out" in " ".join(text.get_text() for text in title.texts) and not h.text_fit_problems(title)
     with pytest.raises(h.InputError, match="make run"):
         h.build_slides(tmp_path / "none.pdf", folder=tmp_path / "empty")
     assert not (tmp_path / "none.pdf").exists()
