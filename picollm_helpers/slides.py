@@ -160,6 +160,12 @@ def next_token_numbers(artefact: dict) -> list[str]:
             f"tokens, {results['nucleus_mass']:.1%} of the probability"]
 
 
+def spread(values: list[float]) -> str:
+    """The range of some measures, in words."""
+    low, high = min(values), max(values)
+    return f"{low:.2f} for every model" if f"{low:.2f}" == f"{high:.2f}" else f"from {low:.2f} to {high:.2f}"
+
+
 def sampling_diversity_numbers(artefact: dict) -> list[str]:
     rows = artefact["results"]["rows"]
     settings = list(dict.fromkeys(row["setting"] for row in rows))
@@ -167,10 +173,8 @@ def sampling_diversity_numbers(artefact: dict) -> list[str]:
     last = [row for row in rows if row["setting"] == settings[-1]]
     surest = max(last, key=lambda row: row["mean_logprob"])
     surest_first = next(row for row in first if row["model"] == surest["model"])
-    return [f"{settings[0]}: distinct-2 at most {max(row['distinct_2'] for row in first):.2f} across the "
-            f"{len(first)} models",
-            f"{settings[-1]}: distinct-2 from {min(row['distinct_2'] for row in last):.2f} to "
-            f"{max(row['distinct_2'] for row in last):.2f}",
+    return [f"{settings[0]}: distinct-2 {spread([row['distinct_2'] for row in first])} ({len(first)} models)",
+            f"{settings[-1]}: distinct-2 {spread([row['distinct_2'] for row in last])}",
             f"{surest['model']}, the most confident at {settings[-1]}: distinct-2 {surest_first['distinct_2']:.2f} "
             f"→ {surest['distinct_2']:.2f} and mean log-probability {surest_first['mean_logprob']:.2f} → "
             f"{surest['mean_logprob']:.2f} nats / token, from {settings[0]} to {settings[-1]}"]
