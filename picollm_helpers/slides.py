@@ -142,14 +142,19 @@ def step_breakdown_numbers(artefact: dict) -> list[str]:
     return lines
 
 
+def unbroken(token: str) -> str:
+    """A token in quotes, its spaces made no-break spaces so that a wrapped line never splits it."""
+    return repr(token).replace(" ", "\u00a0")
+
+
 def attention_map_numbers(artefact: dict) -> list[str]:
     tokens = artefact["results"]["tokens"]
     strongest = []
     for head, weights in enumerate(artefact["results"]["weights"], start=1):
         last_row = weights[-1]
         key = max(range(len(last_row)), key=last_row.__getitem__)
-        strongest.append(f"head {head} {tokens[key]!r} ({last_row[key]:.0%})")
-    return [f"From the last token, {tokens[-1]!r}, each head attends most to: " + ", ".join(strongest)]
+        strongest.append(f"head {head} {unbroken(tokens[key])} ({last_row[key]:.0%})")
+    return [f"From the last token, {unbroken(tokens[-1])}, each head attends most to: " + ", ".join(strongest)]
 
 
 def next_token_numbers(artefact: dict) -> list[str]:
