@@ -3,7 +3,7 @@
 `make run` rewrites the artefacts, and a complete run ends by storing the notebooks' times and refreshing
 the README's tables from the artefacts. Executing every notebook again here would cost minutes, so this
 test does the rest of what a new user's `make run PRESET=quick` does, in a copy of the repository: it puts
-in the artefacts the notebooks wrote on the quick preset in this test session (the notebook tests' ones;
+in the artefacts the notebooks wrote on the quick preset in this test run (the notebook tests' ones;
 it executes the notebooks first when they have not run), runs the run's own final step
 (`finish_complete_run`), then `make figures` and `make slides`, and then the tests that read the committed
 artefacts: the README check, the figure tests and the slide tests. It proves that a quick run's artefacts
@@ -47,7 +47,7 @@ def artefacts_the_notebooks_make() -> set[str]:
 
 
 def quick_run_artefacts(monkeypatch) -> list[Path]:
-    """The artefacts the notebooks wrote on the quick preset in this test session, made first if missing."""
+    """The artefacts the notebooks wrote on the quick preset in this test run, made first if missing."""
     if not all(h.artefact_path(name, QUICK_RUN_ARTEFACTS).is_file() for name in artefacts_the_notebooks_make()):
         monkeypatch.setenv("PICOLLM_PRESET", "quick")
         for path in NOTEBOOKS:
