@@ -1,8 +1,9 @@
 # Quick start: `make run` executes every notebook headless (PRESET=cpu by default; PRESET=quick
 # for a smoke run; RESUME=1 after an interruption keeps what the sweeps finished) and
-# regenerates artefacts/; `make figures` redraws every figure from the artefacts; `make test`
-# runs the test suite; `make lab` opens JupyterLab. Each creates .venv on first use, with the
-# bundle installed in it in editable mode.
+# regenerates artefacts/ and what is drawn from them; `make figures` redraws every figure from the
+# artefacts; `make slides` builds artefacts/slides.pdf from them; `make test` runs the test suite;
+# `make lab` opens JupyterLab. Each creates .venv on first use, with the bundle installed in it in
+# editable mode.
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ TORCH_SPEC ?= torch==2.13.0
 PRESET ?= cpu
 RESUME ?= 0
 
-.PHONY: setup run figures test lab clean
+.PHONY: setup run figures slides test lab clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +28,9 @@ run: setup
 
 figures: setup
 	$(PY) scripts/make_figures.py
+
+slides: setup
+	$(PY) scripts/make_slides.py
 
 test: setup
 	$(PY) -m pytest

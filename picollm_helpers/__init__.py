@@ -15,7 +15,8 @@ Its sections, top to bottom (each uses only what stands above it):
   8. experiments  artefacts and their provenance (artefacts); each notebook's study, its runs,
                 artefact and lessons, and what they share (studies/); learning speed and
                 where a step's compute goes (speed)
-  9. plots      figures from histories and artefacts; the sampling lab
+  9. plots      figures from histories and artefacts (plots), the slides made of them (slides);
+                the sampling lab (lab)
 """
 
 from .presets import *  # noqa: F401,F403
@@ -35,6 +36,7 @@ from .artefacts import *  # noqa: F401,F403
 from .studies import *  # noqa: F401,F403
 from .speed import *  # noqa: F401,F403
 from .plots import *  # noqa: F401,F403
+from .slides import *  # noqa: F401,F403
 from .lab import *  # noqa: F401,F403
 
 keep_freed_memory_for_reuse()  # noqa: F405  (see its docstring: faster CPU training steps)

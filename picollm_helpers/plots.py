@@ -16,6 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.legend import Legend
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from .artefacts import read_artefact
 from .presets import ARTEFACTS_DIR
@@ -44,6 +47,62 @@ def slide_figure(draw):
         with plt.rc_context(SLIDE_STYLE):
             return draw(*args, **kwargs)
     return in_style
+
+
+# ---------------------------------------------------------------- does every text fit?
+
+FIT_TOLERANCE_PX = 1.0  # extents may touch or graze by a pixel: anti-aliasing, not a collision
+
+
+def tick_labels_by_axis(figure) -> dict:
+    """Each tick label of the figure, mapped to its axis: (the axis, whether a draw shows it).
+
+    An axis keeps tick objects for ticks outside its view limits, which a draw leaves out.
+    """
+    labels = {}
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            slack = 1e-9 * max(abs(low), abs(high), 1.0)
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                shown = low - slack <= tick.get_loc() <= high + slack
+                labels.update({label: (axis, shown) for label in (tick.label1, tick.label2)})
+    return labels
+
+
+def shown_texts(figure) -> list[tuple[str, Bbox, object]]:
+    """Every text a draw of the figure shows: (its words, its extent in pixels, its group).
+
+    A legend counts as one text, its frame. Tick labels of one axis share a group (they may crowd
+    each other: that is the axis's business, not a collision); every other text is a group of its own.
+    """
+    figure.draw_without_rendering()
+    legends = [legend for legend in figure.findobj(Legend) if legend.get_visible()]
+    in_a_legend = {text for legend in legends for text in legend.findobj(Text)}
+    tick_labels = tick_labels_by_axis(figure)
+    texts = [(f"the legend ({', '.join(t.get_text() for t in legend.get_texts())})", legend.get_window_extent(),
+              legend) for legend in legends]
+    for text in figure.findobj(Text):
+        group, shown = tick_labels.get(text, (text, True))
+        if shown and text.get_visible() and text.get_text().strip() and text not in in_a_legend:
+            texts.append((text.get_text(), text.get_window_extent(), group))
+    return texts
+
+
+def text_fit_problems(figure) -> list[str]:
+    """What keeps a figure from fitting: each text that leaves the canvas, each pair of texts that overlap
+    (tick labels of one axis aside), from the renderer's text extents. [] when every text fits."""
+    canvas = figure.bbox.padded(FIT_TOLERANCE_PX)
+    texts = shown_texts(figure)
+    problems = [f"{words!r} leaves the canvas (x {box.x0:.0f} to {box.x1:.0f}, y {box.y0:.0f} to {box.y1:.0f} "
+                f"of {figure.bbox.width:.0f} x {figure.bbox.height:.0f} px)"
+                for words, box, _ in texts if not (canvas.contains(box.x0, box.y0) and canvas.contains(box.x1, box.y1))]
+    for index, (words, box, group) in enumerate(texts):
+        for other_words, other_box, other_group in texts[index + 1:]:
+            overlap = Bbox.intersection(box, other_box)
+            if group is not other_group and overlap is not None and min(overlap.size) > FIT_TOLERANCE_PX:
+                problems.append(f"{words!r} overlaps {other_words!r} ({overlap.width:.0f} x {overlap.height:.0f} px)")
+    return problems
 
 
 def plot_loss_curves(history: pd.DataFrame, ax=None, title: str = "Training loss", column: str = "loss"):
@@ -233,9 +292,9 @@ def plot_next_token(artefact: dict):
     return fig
 
 
-DIVERSITY_PANELS = {
-    "distinct_1": "distinct-1 (unique tokens / tokens)",
-    "distinct_2": "distinct-2 (unique bigrams / bigrams)",
+DIVERSITY_PANELS = {  # each panel's title: what it measures, and how
+    "distinct_1": "distinct-1: unique tokens / tokens",
+    "distinct_2": "distinct-2: unique bigrams / bigrams",
     "mean_logprob": "mean log-probability (nats / token)",
     "mean_nucleus_size": "mean nucleus size (tokens)",
 }
@@ -243,16 +302,21 @@ DIVERSITY_PANELS = {
 
 @slide_figure
 def plot_sampling_diversity(artefact: dict):
-    """Per sampling setting, how varied the samples are and how likely the model finds them; a line per model."""
+    """Per sampling setting, how varied the samples are and how likely the model finds them; a line per model.
+
+    Each panel names its measure in its title, so that the panels of a 2 x 2 grid keep their height.
+    """
     rows = pd.DataFrame(artefact["results"]["rows"])
-    fig, axes = plt.subplots(2, 2)
+    fig, axes = plt.subplots(2, 2, sharex=True)
     for name, runs in rows.groupby("model", sort=False):
         for ax, column in zip(axes.flat, DIVERSITY_PANELS):
             ax.plot(runs["setting"], runs[column], "o-", label=name)
-    for ax, label in zip(axes.flat, DIVERSITY_PANELS.values()):
-        ax.set(xlabel="sampling", ylabel=label)
-        axes.flat[-1].set_yscale("log")
-    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside right upper", title="model")
+    for ax, title in zip(axes.flat, DIVERSITY_PANELS.values()):
+        ax.set_title(title, fontsize=plt.rcParams["axes.labelsize"])
+    for ax in axes[-1]:
+        ax.set_xlabel("sampling")
+    axes.flat[-1].set_yscale("log")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside right center", title="model")
     config = artefact["config"]
     fig.suptitle(f"{config['num_samples']} samples of {config['max_new_tokens']} tokens from "
                  f"{config['prompt']!r} per setting ({artefact['preset']} preset)")

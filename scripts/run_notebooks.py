@@ -3,9 +3,10 @@
 
 Each notebook regenerates its artefacts; the executed copy, outputs included, goes to
 artefacts/executed/. A failing cell stops the run with that cell's error, not a wall of JSON.
-A complete run stores each notebook's time in artefacts/notebook_times_<preset>.json, from
-which scripts/update_readme.py fills the README's table. With --resume (`make run RESUME=1`)
-the sweeps keep what an interrupted run finished; otherwise everything is computed afresh.
+A complete run stores each notebook's time in artefacts/notebook_times_<preset>.json, then
+refreshes the README's tables from the artefacts (scripts/update_readme.py), so that the tree a
+run leaves behind passes its tests. With --resume (`make run RESUME=1`) the sweeps keep what an
+interrupted run finished; otherwise everything is computed afresh.
 
 Kernels talk to this script over local IPC sockets rather than TCP: nothing leaves the
 machine, and ipykernel has no reason to warn about unencrypted TCP.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -96,19 +98,31 @@ def main(argv=None) -> int:
     print(f"  {'total':<32} {sum(s for _, s, _ in summary):7.1f} s   artefacts in "
           f"{os.environ.get('PICOLLM_ARTEFACTS_DIR') or 'artefacts/'}")
     if not args.names:
-        record_times(args.preset, summary, args.timeout)
+        return finish_complete_run(args.preset, {name: seconds for name, seconds, _ in summary}, args.timeout)
     return 0
 
 
-def record_times(preset: str, summary: list, timeout_s: int) -> None:
+def finish_complete_run(preset: str, seconds: dict[str, float], timeout_s: int) -> int:
+    """What a complete run ends with: each notebook's time stored, then the README's tables refreshed from
+    the artefacts, which the run has just rewritten (a test checks that the README matches them)."""
+    record_times(preset, seconds, timeout_s)
+    refreshed = subprocess.run([sys.executable, str(ROOT / "scripts" / "update_readme.py")])
+    if refreshed.returncode != 0:
+        print("FAILED: refreshing the README from the artefacts (scripts/update_readme.py)", file=sys.stderr)
+        return 1
+    print("  README.md refreshed from the artefacts")
+    return 0
+
+
+def record_times(preset: str, seconds: dict[str, float], timeout_s: int) -> None:
     """Store the measured time of each notebook of a complete run, with its provenance."""
     import picollm_helpers as h
 
     path = h.write_artefact(
         f"notebook_times_{preset}", preset=preset, device=h.pick_device(),
         config={"command": f"make run PRESET={preset}", "cell_timeout_s": timeout_s},
-        results={"seconds": {name: round(seconds, 1) for name, seconds, _ in summary},
-                 "total_s": round(sum(seconds for _, seconds, _ in summary), 1)})
+        results={"seconds": {name: round(taken, 1) for name, taken in seconds.items()},
+                 "total_s": round(sum(seconds.values()), 1)})
     print(f"  times stored in {path}")
 
 

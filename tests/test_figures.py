@@ -1,5 +1,6 @@
 """`make figures`: every figure of the notebooks redrawn from the committed artefacts, training nothing, in one
-slide style (16:9, text at 14 pt or more), saved as PNG and SVG."""
+slide style (16:9, text at 14 pt or more, every text inside the canvas and clear of the others), saved as PNG
+and SVG."""
 
 import os
 import subprocess
@@ -34,12 +35,45 @@ def test_make_figures_redraws_them_all_in_under_a_minute_training_nothing(tmp_pa
     assert result.stderr.strip() == "", "a quiet run"
 
 
+def committed_artefact(figure_name: str) -> dict:
+    return h.read_artefact(h.artefact_path(h.FIGURES[figure_name][0], h.BUNDLED_ARTEFACTS_DIR))
+
+
 @pytest.mark.parametrize("name", list(h.FIGURES))
 def test_each_figure_is_slide_shaped_with_readable_text(name):
-    committed = h.read_artefact(h.artefact_path(h.FIGURES[name][0], h.BUNDLED_ARTEFACTS_DIR))
-    figure = h.draw_figure(name, committed)
+    figure = h.draw_figure(name, committed_artefact(name))
     width, height = figure.get_size_inches()
     assert width / height == pytest.approx(16 / 9, rel=0.01)
     texts = [text for text in figure.findobj(matplotlib.text.Text) if text.get_text().strip() and text.get_visible()]
     assert texts and min(text.get_fontsize() for text in texts) >= 14
     plt.close(figure)
+
+
+@pytest.mark.parametrize("name", list(h.FIGURES))
+def test_every_text_of_each_figure_fits(name):
+    """From the renderer's text extents: no text leaves the canvas, and no two texts overlap (a legend counts as
+    one text, its frame; tick labels of one axis may crowd each other)."""
+    figure = h.draw_figure(name, committed_artefact(name))
+    problems = h.text_fit_problems(figure)
+    plt.close(figure)
+    assert not problems, f"{name} ({h.FIGURES[name][1].__name__} in picollm_helpers/plots.py):\n  " + \
+        "\n  ".join(problems)
+
+
+def test_the_fit_check_finds_overlapping_and_clipped_text():
+    figure, (left, right) = plt.subplots(1, 2, figsize=h.SLIDE_SIZE)
+    left.set_ylabel("a label far too long for its axes " * 4)
+    left.text(0.5, 0.5, "here", transform=left.transAxes)
+    left.text(0.5, 0.5, "and here", transform=left.transAxes)
+    right.plot([0, 1], label="a line")
+    right.legend(loc="center")
+    right.set_title("clear of everything")
+    right.set_xticks([0.5, 0.501], ["crowded tick", "labels of one axis"])
+    right.set_xticks([2.0], ["a tick outside the view"], minor=True)
+    right.set_xlim(0.0, 1.0)
+    problems = h.text_fit_problems(figure)
+    plt.close(figure)
+    assert any("far too long" in problem and "leaves the canvas" in problem for problem in problems)
+    assert any("'here' overlaps 'and here'" in problem for problem in problems)
+    assert not any(words in problem for problem in problems
+                   for words in ("a line", "clear of everything", "crowded", "outside the view")), problems

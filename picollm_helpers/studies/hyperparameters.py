@@ -140,14 +140,17 @@ def hyperparameter_lessons(runs: list[dict], middle: dict) -> dict:
                                   paired_effects(per_seed(rates[best_rate], loss), per_seed(rates[off], loss))))
     widths = {key[1]: group for key, group in grid.items() if key[0] == best_rate}
     lessons.append(best_against_worst(widths, f"In the same seconds at learning rate {best_rate:g}, the width"))
+    by_figure = {"hyperparameter_heatmap": list(range(len(lessons))), "hyperparameter_speed": [len(lessons)]}
     narrow, wide = min(widths), max(widths)
     speed = lambda run: run["tokens_per_s"]  # noqa: E731
     narrow_speed, wide_speed = per_seed(widths[narrow], speed), per_seed(widths[wide], speed)
     lessons.append(lesson(f"A narrower model trains more tokens per second: width {narrow} over width {wide}, as a "
                           "ratio minus 1", [narrow_speed[seed] / wide_speed[seed] - 1 for seed in sorted(narrow_speed)]))
+    by_figure["hyperparameter_shape"] = []
     for setting, what in (("block_size", "The block size"), ("depth", "The depth")):
         line = varied(groups, middle, setting)
         if len(line) > 1:
+            by_figure["hyperparameter_shape"].append(len(lessons))
             lessons.append(best_against_worst(line, what))
-    return {"lessons": lessons, "best": {"learning_rate": best_rate, "width": best_width,
+    return {"lessons": lessons, "lessons_by_figure": by_figure, "best": {"learning_rate": best_rate, "width": best_width,
                                          "block_size": middle["block_size"], "depth": middle["depth"]}}

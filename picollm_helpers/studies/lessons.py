@@ -128,12 +128,19 @@ def lesson(claim: str, effects) -> dict:
     return {"claim": claim, "measured": measured, "noise": noise, "seeds": len(effects), "holds": bool(holds)}
 
 
-def lesson_line(lesson: dict, unit: str = "") -> str:
-    """A lesson as a notebook or a slide prints it: a finding, or "not resolved at this budget"."""
-    numbers = f"{lesson['measured']:+.3f}{unit} ± {lesson['noise']:.3f} over {lesson['seeds']} seeds"
+def with_noise(measured: float, noise: float) -> str:
+    """measured ± noise, both to the decimal place of the noise's second significant digit."""
+    scale = abs(noise) or abs(measured)
+    decimals = max(1 - math.floor(math.log10(scale)), 0) if scale and math.isfinite(scale) else 2
+    return f"{measured:,.{decimals}f} ± {noise:,.{decimals}f}"
+
+
+def lesson_line(lesson: dict) -> str:
+    """A lesson as a notebook or a slide states it: a finding only where it holds beyond its seed-to-seed noise."""
+    evidence = f"{with_noise(lesson['measured'], lesson['noise'])} over {lesson['seeds']} seeds"
     if lesson["holds"]:
-        return f"✓ {lesson['claim']} ({numbers})"
-    return f"not resolved at this budget: {lesson['claim']} ({numbers})"
+        return f"{lesson['claim']} (measured {evidence})"
+    return f"Not resolved at this budget: {lesson['claim']} (measured {evidence})"
 
 
 def print_lessons(artefact: dict) -> None:

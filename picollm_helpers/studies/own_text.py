@@ -125,4 +125,5 @@ def own_text_lessons(runs: list[dict]) -> dict:
                "0% to 100% your text, in nats per token",
                paired_effects(per_seed(shares[0.0], standard), per_seed(shares[1.0], standard))),
     ]
-    return {"lessons": lessons, "best_blend": best_blend}
+    return {"lessons": lessons, "lessons_by_figure": {"own_text_data": [0, 1], "own_text_blend": [2, 3]},
+            "best_blend": best_blend}
