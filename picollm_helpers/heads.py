@@ -6,9 +6,15 @@ model's work, so there are two kinds:
 
   full     a Linear to every id, as GPT-2 has.
   compact  a Linear to the ids a corpus uses (seen at least min_count times) plus one *bucket*
-           that stands for every other id. The bucket's probability is shared evenly by the
-           ids it stands for, so the head still gives a proper distribution over all ids, and
-           its losses are full-vocabulary nats, comparable with a full head's.
+           that stands for every other id. The bucket's probability is shared among the ids it
+           stands for by a prior fixed before training, so the head still gives a proper
+           distribution over all ids, and its losses are full-vocabulary nats, comparable with
+           a full head's.
+
+The bucket's prior: "plays" shares it in proportion to how often each id occurs in the 25 works
+the bundle trains on (plus a half, so that no id gets nothing), so that a rare word costs less
+than a byte-pair nobody writes; "uniform" shares it evenly (what checkpoints written before the
+prior existed were trained with).
 
 A `Vocabulary` maps GPT-2 ids to the head's classes and back. The same map covers the input
 embedding, so an id the model has never seen enters as the bucket too.
@@ -20,30 +26,55 @@ logits of a whole batch never exist at once.
 
 from __future__ import annotations
 
-import math
+import functools
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .tokenizer import GPT2_VOCAB_SIZE
+from .sources import plays_source
+from .tokenizer import GPT2_VOCAB_SIZE, get_tokenizer
+from .tokens import tokenize_source
 
 FUSED_CHUNK_ROWS = 1024  # positions per chunk: a chunk's logits are 1024 x 50,257 floats at most (200 MB)
 TINY_PROBABILITY = 1e-30  # below this a float32 probability has lost its precision
+BUCKET_PRIORS = ("plays", "uniform")
+PRIOR_SMOOTHING = 0.5  # added to every id's count, so that an id never seen still has a share
+
+
+@functools.lru_cache(maxsize=1)
+def plays_token_counts() -> np.ndarray:
+    """How often each GPT-2 id occurs in the works of the plays that runs train on (the held-out ones left out)."""
+    return corpus_token_counts([tokenize_source(get_tokenizer(), plays_source()).ids], GPT2_VOCAB_SIZE)
+
+
+def bucket_log_shares(prior: str, kept: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """log p(id | bucket) for every id (vocab_size,): its share of the bucket's probability under the prior;
+    the kept ids, which are not in the bucket, get 0 here and are never read."""
+    if prior not in BUCKET_PRIORS:
+        raise ValueError(f"bucket={prior!r}: choose one of {', '.join(BUCKET_PRIORS)}.")
+    weights = (torch.ones(vocab_size, dtype=torch.float64) if prior == "uniform" else
+               torch.from_numpy(plays_token_counts()[:vocab_size] + PRIOR_SMOOTHING).double())
+    weights[kept] = 0.0
+    shares = (weights / weights.sum()).log()
+    shares[kept] = 0.0
+    return shares.float()
 
 
 class Vocabulary(nn.Module):
     """Which ids of a vocabulary of `vocab_size` a model reads and writes.
 
     Full (`kept_ids=None`): every id is its own class. Compact: the kept ids are classes
-    0..K-1, in increasing id order, and class K is the bucket for every other id.
+    0..K-1, in increasing id order, and class K is the bucket for every other id, whose
+    probability the `bucket` prior shares among them.
     """
 
-    def __init__(self, vocab_size: int, kept_ids: list[int] | None = None):
+    def __init__(self, vocab_size: int, kept_ids: list[int] | None = None, bucket: str = "plays"):
         super().__init__()
         self.vocab_size = vocab_size
         self.compact = kept_ids is not None
+        self.prior = bucket
         if self.compact:
             kept = torch.tensor(sorted(set(kept_ids)), dtype=torch.long)
             check_kept_ids(kept, vocab_size, len(kept_ids))
@@ -51,10 +82,10 @@ class Vocabulary(nn.Module):
             to_class[kept] = torch.arange(len(kept))
             self.register_buffer("kept_ids", kept, persistent=False)
             self.register_buffer("to_class", to_class, persistent=False)
+            self.register_buffer("bucket_log_share", bucket_log_shares(bucket, kept, vocab_size), persistent=False)
             self.num_classes = len(kept) + 1
             self.bucket = len(kept)
             self.bucket_size = vocab_size - len(kept)
-            self.log_bucket_size = math.log(self.bucket_size)
         else:
             self.num_classes = vocab_size
 
@@ -69,20 +100,20 @@ class Vocabulary(nn.Module):
     def expand(self, class_log_probs: torch.Tensor) -> torch.Tensor:
         """Log-probabilities over classes (..., C) -> over every id (..., vocab_size).
 
-        Each id in the bucket gets an equal share of the bucket's probability.
+        Each id in the bucket gets its share of the bucket's probability.
         """
         if not self.compact:
             return class_log_probs
-        share = class_log_probs[..., self.bucket:] - self.log_bucket_size
-        full = share.expand(*class_log_probs.shape[:-1], self.vocab_size).clone()
+        full = class_log_probs[..., self.bucket:] + self.bucket_log_share
         full[..., self.kept_ids] = class_log_probs[..., :self.bucket]
         return full
 
-    def bucket_penalty(self, classes: torch.Tensor) -> torch.Tensor:
-        """The nats a target costs beyond its class: log(bucket size) for the bucket, else 0."""
+    def bucket_penalty(self, targets: torch.Tensor) -> torch.Tensor:
+        """The nats a target (a GPT-2 id) costs beyond its class: -log of its share of the bucket, or 0 for
+        a kept id."""
         if not self.compact:
-            return torch.zeros(classes.shape, device=classes.device)
-        return (classes == self.bucket).float() * self.log_bucket_size
+            return torch.zeros(targets.shape, device=targets.device)
+        return -self.bucket_log_share[targets]
 
     def ids(self) -> list[int] | None:
         """The kept ids (what a checkpoint stores to rebuild the map), or None for a full vocabulary."""
@@ -156,7 +187,8 @@ class OutputHead(nn.Module):
         where a position counts, leaves padding out of the mean. `fused` computes it chunk by
         chunk (see fused_linear_cross_entropy); else through the whole logits tensor.
         """
-        classes = self.vocabulary.encode(targets).flatten()
+        targets = targets.flatten()
+        classes = self.vocabulary.encode(targets)
         hidden = hidden.reshape(-1, hidden.shape[-1])
         weights = position_weights(classes, None if counted is None else counted.flatten())
         if fused:
@@ -164,7 +196,7 @@ class OutputHead(nn.Module):
         else:
             per_position = F.cross_entropy(self.linear(hidden).float(), classes, reduction="none")
             nats = (per_position * weights).sum()
-        return nats + (self.vocabulary.bucket_penalty(classes) * weights).sum()
+        return nats + (self.vocabulary.bucket_penalty(targets) * weights).sum()
 
 
 def position_weights(classes: torch.Tensor, counted: torch.Tensor | None) -> torch.Tensor:

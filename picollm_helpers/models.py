@@ -137,7 +137,7 @@ class KGramMLPSeqModel(LanguageModel):
 
     def __init__(self, vocab_size: int, k: int = 3, embed_size: int = 1024, num_inner_layers: int = 1,
                  chunk_size: int = 1024, activation: str = "silu", variant: str = "embedding",
-                 include_current: bool = True, vocab_ids: list[int] | None = None):
+                 include_current: bool = True, vocab_ids: list[int] | None = None, bucket: str = "plays"):
         super().__init__()
         require_positive(vocab_size=vocab_size, k=k, embed_size=embed_size, chunk_size=chunk_size)
         if num_inner_layers < 0:
@@ -152,7 +152,7 @@ class KGramMLPSeqModel(LanguageModel):
         self.vocab_size, self.k, self.chunk_size = vocab_size, k, chunk_size
         self.variant, self.include_current = variant, include_current
         self.context_window = k + (0 if include_current else 1)  # tokens a prediction can see
-        self.vocabulary = Vocabulary(vocab_size, vocab_ids)
+        self.vocabulary = Vocabulary(vocab_size, vocab_ids, bucket)
         classes, d, act = self.vocabulary.num_classes, embed_size, ACTIVATIONS[activation]
         if variant == "onehot":
             self.onehot_layer = nn.EmbeddingBag(k * classes, d, mode="sum")
@@ -213,14 +213,14 @@ class LSTMSeqModel(LanguageModel):
     """Embedding -> LSTM -> output head, the starter's baseline (with a choice of depth)."""
 
     def __init__(self, vocab_size: int, embed_size: int = 1024, hidden_size: int = 1024, num_layers: int = 1,
-                 vocab_ids: list[int] | None = None):
+                 vocab_ids: list[int] | None = None, bucket: str = "plays"):
         super().__init__()
         require_positive(vocab_size=vocab_size, embed_size=embed_size, hidden_size=hidden_size, num_layers=num_layers)
         self.config = dict(vocab_size=vocab_size, embed_size=embed_size, hidden_size=hidden_size,
                            num_layers=num_layers)
         self.vocab_size = vocab_size
         self.context_window = None  # an LSTM reads the whole prefix
-        self.vocabulary = Vocabulary(vocab_size, vocab_ids)
+        self.vocabulary = Vocabulary(vocab_size, vocab_ids, bucket)
         self.embedding = nn.Embedding(self.vocabulary.num_classes, embed_size)
         self.lstm = nn.LSTM(embed_size, hidden_size, num_layers=num_layers)
         self.lm_head = OutputHead(hidden_size, self.vocabulary)
@@ -398,14 +398,15 @@ class TransformerModel(LanguageModel):
     stream's variance does not grow with depth.
     """
 
-    def __init__(self, config: TransformerConfig | None = None, vocab_ids: list[int] | None = None, **overrides):
+    def __init__(self, config: TransformerConfig | None = None, vocab_ids: list[int] | None = None,
+                 bucket: str = "plays", **overrides):
         super().__init__()
         config = TransformerConfig(**{**(asdict(config) if config else {}), **overrides})
         self.config = asdict(config)
         self.settings = config
         self.vocab_size = config.vocab_size
         self.context_window = config.max_seq_len
-        self.vocabulary = Vocabulary(config.vocab_size, vocab_ids)
+        self.vocabulary = Vocabulary(config.vocab_size, vocab_ids, bucket)
         self.token_embedding = nn.Embedding(self.vocabulary.num_classes, config.d_model)
         self.position_embedding = (nn.Embedding(config.max_seq_len, config.d_model)
                                    if config.positions == "learned" else None)
@@ -472,7 +473,8 @@ def build_model(family: str, **config) -> nn.Module:
     """Any model of the bundle by family name: `kgram`, `lstm` or `transformer`.
 
     `config` holds the family's keyword arguments; `vocab_ids` among them makes the head
-    compact (the ids kept, see heads.py), and leaving it out gives the full GPT-2 head.
+    compact (the ids kept, see heads.py), and leaving it out gives the full GPT-2 head;
+    `bucket` names the compact head's prior over the ids it does not keep ("plays" or "uniform").
     """
     if family not in MODEL_FAMILIES:
         raise ValueError(f"Unknown model family {family!r}: choose one of {', '.join(MODEL_FAMILIES)}.")

@@ -510,10 +510,10 @@ def run_summary(history: pd.DataFrame) -> dict:
 
 
 def checkpoint_payload(model: torch.nn.Module, **metadata) -> dict:
-    """Weights plus what rebuilds the model (family, config, vocabulary, tokenizer); the metadata includes
-    how train_model trained it (precision, processes, micro-batches, compiled)."""
+    """Weights plus what rebuilds the model (family, config, vocabulary and its bucket's prior, tokenizer); the
+    metadata includes how train_model trained it (precision, processes, micro-batches, compiled)."""
     return {"family": family_of(model), "config": model.config, "vocab_ids": model.vocabulary.ids(),
-            "tokenizer": TOKENIZER_NAME, "state_dict": model.state_dict(),
+            "bucket": model.vocabulary.prior, "tokenizer": TOKENIZER_NAME, "state_dict": model.state_dict(),
             "metadata": {**getattr(model, "trained_with", {}), **metadata}}
 
 
@@ -547,7 +547,9 @@ def load_checkpoint(path: str | os.PathLike, device=None) -> torch.nn.Module:
     if "vocab_ids" not in payload:
         raise InputError(f"{path} has no id map (vocab_ids): it was saved by an older pico-llm; save it again.")
     try:
-        model = build_model(payload["family"], **payload["config"], vocab_ids=payload["vocab_ids"])
+        # Checkpoints written before the bucket had a prior were trained with the uniform one.
+        model = build_model(payload["family"], **payload["config"], vocab_ids=payload["vocab_ids"],
+                            bucket=payload.get("bucket", "uniform"))
         model.load_state_dict(payload["state_dict"])
     except (ValueError, TypeError, RuntimeError) as error:
         raise InputError(f"{path}: its id map (vocab_ids) or weights are damaged ({error}).") from None

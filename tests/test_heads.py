@@ -21,10 +21,10 @@ FAMILIES = {
 }
 
 
-def build(name, compact, seed=0):
+def build(name, compact, seed=0, bucket="plays"):
     family, config = FAMILIES[name]
     torch.manual_seed(seed)
-    model = h.build_model(family, **config, vocab_ids=KEPT if compact else None)
+    model = h.build_model(family, **config, vocab_ids=KEPT if compact else None, bucket=bucket)
     for parameter in model.parameters():  # sharper than the initial weights, so that mistakes show
         torch.nn.init.normal_(parameter, std=0.3)
     return model
@@ -40,14 +40,39 @@ def test_log_probs_are_a_distribution_over_every_gpt2_id(name, compact):
     assert (log_probs.double().exp().sum(-1) - 1).abs().max() < 1e-4
 
 
-def test_a_compact_head_shares_its_bucket_evenly():
-    model = build("lstm", compact=True)
+def bucket_and_its_class(bucket_prior):
+    model = build("lstm", compact=True, bucket=bucket_prior)
     log_probs = model.log_probs(torch.tensor([[13], [198]]))[-1, 0]
-    bucket = torch.ones(V, dtype=torch.bool)
-    bucket[KEPT] = False
-    assert torch.allclose(log_probs[bucket], log_probs[bucket][0].expand(int(bucket.sum())))
-    class_log_probs = model(torch.tensor([[13], [198]]))[-1, 0].log_softmax(-1)
-    assert log_probs[bucket][0].item() == pytest.approx((class_log_probs[-1] - math.log(V - len(KEPT))).item(), abs=1e-5)
+    in_bucket = torch.ones(V, dtype=torch.bool)
+    in_bucket[KEPT] = False
+    bucket_class = model(torch.tensor([[13], [198]]))[-1, 0].log_softmax(-1)[-1]
+    return log_probs, in_bucket, bucket_class
+
+
+def test_a_uniform_bucket_shares_its_probability_evenly():
+    log_probs, in_bucket, bucket_class = bucket_and_its_class("uniform")
+    assert torch.allclose(log_probs[in_bucket], log_probs[in_bucket][0].expand(int(in_bucket.sum())))
+    assert log_probs[in_bucket][0].item() == pytest.approx((bucket_class - math.log(V - len(KEPT))).item(), abs=1e-5)
+
+
+def test_the_plays_bucket_shares_its_probability_by_how_often_each_id_occurs_in_the_plays():
+    log_probs, in_bucket, bucket_class = bucket_and_its_class("plays")
+    assert log_probs[in_bucket].double().exp().sum().item() == pytest.approx(bucket_class.exp().item(), rel=1e-4)
+    counts = torch.from_numpy(h.plays_token_counts()).double() + 0.5
+    thee, nonsense = 17903, 48447  # " thee", common in the plays; " Quadro", which they never use
+    assert counts[thee] > 100 and counts[nonsense] == 0.5
+    assert (log_probs[thee] - log_probs[nonsense]).item() == pytest.approx(math.log(counts[thee] / 0.5), rel=1e-4)
+
+
+def test_a_checkpoint_from_before_the_prior_loads_with_the_uniform_bucket(tmp_path):
+    model = build("lstm", compact=True, bucket="uniform")
+    payload = h.checkpoint_payload(model)
+    del payload["bucket"]
+    torch.save(payload, tmp_path / "old.pt")
+    loaded = h.load_checkpoint(tmp_path / "old.pt")
+    tokens = torch.tensor([[13], [198]])
+    assert loaded.vocabulary.prior == "uniform"
+    assert torch.allclose(loaded.log_probs(tokens), model.log_probs(tokens), atol=1e-6)
 
 
 @pytest.mark.parametrize("compact", [False, True], ids=["full", "compact"])
@@ -112,7 +137,12 @@ def test_compact_sampling_draws_only_what_the_model_can_produce_in_proportion():
     chi_square = ((counts - expected) ** 2 / expected).sum().item()
     assert chi_square < 26.1, "9 degrees of freedom, p = 0.002"  # kept ids and the bucket, drawn in proportion
     from_bucket = draws[bucket[draws]]
-    assert len(from_bucket.unique()) > 0.9 * len(from_bucket), "a bucket draw is any of its ids, uniformly"
+    shares = probs[bucket] / probs[bucket].sum()
+    frequent = bucket.nonzero().flatten()[shares.argsort(descending=True)[:20]]
+    expected_share = shares.sort(descending=True).values[:20].sum().item()
+    assert 0.2 < expected_share < 0.8, "the prior puts much, not all, of the bucket on the plays' common ids"
+    assert abs(torch.isin(from_bucket, frequent).double().mean().item() - expected_share) < 0.05, \
+        "a bucket draw is one of its ids, in proportion to the bucket's prior"
 
 
 def test_greedy_and_nucleus_read_the_full_distribution():
