@@ -1,5 +1,5 @@
 # Quick start: `make run` executes every notebook headless (PRESET=cpu by default; PRESET=quick
-# for a smoke run; RESUME=1 after an interruption keeps what the sweeps finished) and
+# for a smoke run; after an interruption it picks up what the studies finished) and
 # regenerates artefacts/ and what is drawn from them; `make figures` redraws every figure from the
 # artefacts; `make slides` builds artefacts/slides.pdf from them; `make test` runs the test suite;
 # `make lab` opens JupyterLab. Each creates .venv on first use, with the bundle installed in it in
@@ -11,7 +11,6 @@ PY := $(VENV)/bin/python
 # The CPU build of torch; an existing torch in the environment is kept as it is.
 TORCH_SPEC ?= torch==2.13.0
 PRESET ?= cpu
-RESUME ?= 0
 
 .PHONY: setup run figures slides test lab clean
 
@@ -24,7 +23,7 @@ $(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	touch $@
 
 run: setup
-	$(PY) scripts/run_notebooks.py --preset $(PRESET) $(if $(filter-out 0,$(RESUME)),--resume)
+	$(PY) scripts/run_notebooks.py --preset $(PRESET)
 
 figures: setup
 	$(PY) scripts/make_figures.py

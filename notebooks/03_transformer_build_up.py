@@ -17,16 +17,16 @@
 # # 03 · The Transformer, built up piece by piece
 #
 # We build a decoder-only Transformer from its parts, check each part with a small visible
-# test, assemble the four presets from the course notes (minGPT, GPT2-small, GPT-oss,
-# Llama3-lite), and train them briefly beside the LSTM and the best k-gram design on the same
-# data. The notes once recorded average losses of 234 and 360 for fresh Transformers: a fresh
-# model over 50,257 tokens starts near ln(50,257) ≈ 10.8, so those numbers were bugs. Here every
-# figure comes from this run and is stored in `artefacts/transformer_metrics.json`.
+# test, and assemble the four presets from the course notes (minGPT, GPT2-small, GPT-oss,
+# Llama3-lite). The notes once recorded average losses of 234 and 360 for fresh Transformers: a
+# fresh model over 50,257 tokens starts near ln(50,257) ≈ 10.8, so those numbers were bugs.
 #
-# Then the question that matters most on a laptop: how fast does a model *learn*? We measure
-# the held-out loss after a fixed number of seconds on real text, see where the compute of a
-# training step goes (mostly into the 50,257-way output layer), and train the Transformer that
-# the sampling lab of notebook 04 opens on, long enough to write English.
+# Then the question that matters most on a laptop: which model *learns* fastest? The four
+# presets race the LSTM and the best k-gram design on the plays the bundle ships, for the same
+# seconds, measured on *The Winter's Tale*, which no run of this bundle trains on; per CPU
+# second and per token, with more than one seed. We see where the compute of a training step
+# goes (mostly into the output layer), and train the Transformer that the sampling lab of
+# notebook 04 opens on, long enough to write speeches of its own.
 
 # %% [markdown]
 # ## Set-up
@@ -53,8 +53,10 @@ if "google.colab" in sys.modules:  # elsewhere `make setup` has installed the bu
 # %% tags=["parameters"]
 PRESET = None
 SEED = 0
-PROMPT = "Once upon a time there was a"
-TINYSTORIES_PATH = None  # a local TinyStories copy for the writer of section 10, when the hub is out of reach
+PROMPT = "ROSALIND.\n"  # a speaker's name and a line break: the writer writes her speech
+BASE_CORPUS = "plays"  # what the writer trains on: the bundled plays, or "tinystories" (from the hub)
+TINYSTORIES_PATH = None  # a local TinyStories copy, when BASE_CORPUS is "tinystories" and the hub is out of reach
+CHECKPOINT_DIR = None  # None: artefacts/checkpoints; on Colab, e.g. "/content/drive/MyDrive/pico-llm"
 
 # %% [markdown]
 # Imports, the run preset and the device.
@@ -73,6 +75,7 @@ import picollm_helpers as h
 run = h.get_run_preset(PRESET)
 device = h.pick_device()
 enc = h.get_tokenizer()
+checkpoint_dir = CHECKPOINT_DIR or h.CHECKPOINTS_DIR
 print(f"preset {run.name}, device {h.describe_device(device)}, Transformer scale {run.transformer_scale or 'full size'}")
 
 # %% [markdown]
@@ -184,56 +187,62 @@ print(f"30 single-token steps with the cache vs one full pass: max difference {c
 assert cache_difference <= 1e-4
 
 # %% [markdown]
-# ## 7. Training the presets beside the LSTM and the best k-gram design
-# Same data (the custom corpus, with TinyStories when it can be reached), same batches, seed
-# and recipe for every model. The text is *packed*: every example (a line, a story) goes into
-# one stream of token ids with `<|endoftext|>` after each file or story, and a training item
-# is a random window of `block_size + 1` tokens of that stream, so every position is a
-# target and nothing is padding. The recipe is today's: AdamW, a short warm-up, then a cosine
-# decay of the learning rate, and gradients clipped at norm 1. On `quick` and `cpu` the
-# models' output layer covers only the ids the corpus uses (a *compact* head, section 9).
-# Then each preset generates 200 tokens with and without the cache (50 on `quick`), to time
-# it. The k-gram design is notebook 02's winner when its artefact exists.
+# ## 7. Which model learns fastest
+# Six models race on the plays: the four presets, shrunk alike for this preset, the LSTM, and
+# the k-gram design that did best on held-out text in notebook 02. Each trains for the same
+# seconds, with the same batches, recipe, head and seeds. The text is *packed*: every work goes
+# into one stream of token ids with `<|endoftext|>` after it, and a training item is a random
+# window of `block_size + 1` tokens of that stream, so every position is a target and nothing is
+# padding. The recipe is today's: AdamW, a short warm-up, then a cosine decay of the learning
+# rate, and gradients clipped at norm 1. On `quick` and `cpu` the output layer covers only the
+# ids the plays use often enough (a *compact* head, section 9).
+#
+# Each model is evaluated on the same slice of *The Winter's Tale* after 1, 2, 4, 8, ... steps
+# and when its time is up. Every batch holds the same tokens, so a step number is the same
+# number of tokens seen for every model: the right panel compares the models per token, the
+# left per CPU second. Each Transformer then generates with and without its KV cache.
+# Stored in `artefacts/fastest_learner.json`.
 
 # %%
-corpus = h.build_corpus(enc, run.block_size, base_weight=0.5 if run.tinystories_stories else 0.0,
-                        tinystories_stories=run.tinystories_stories, input_dir=h.CUSTOM_CORPUS, seed=SEED)
-vocab_ids = h.vocab_ids_for(corpus, run.vocab, run.min_count)
 try:
-    kgram_designs = h.read_artefact("kgram_comparison")["results"]["designs"]
-    best_kgram = min(h.KGramMLPSeqModel.VARIANTS, key=lambda name: kgram_designs[name]["average_loss"])
+    best_kgram = h.read_artefact("kgram_real_text")["results"]["best_design"]
 except h.InputError:
     best_kgram = "embedding"
-baselines = {
-    "LSTM": ("lstm", dict(vocab_size=enc.n_vocab, embed_size=run.embed_size, hidden_size=run.embed_size)),
-    f"k-gram ({best_kgram})": ("kgram", dict(vocab_size=enc.n_vocab, k=2, embed_size=run.embed_size,
-                                             num_inner_layers=2, variant=best_kgram)),
-}
-metrics = h.transformer_comparison(
-    corpus, enc.n_vocab, preset=run.name, device=device, scale=run.transformer_scale, steps=run.train_steps,
-    batch_size=run.batch_size, seed=SEED, vocab_ids=vocab_ids, grad_accum_steps=run.grad_accum_steps,
-    baselines=baselines,
-    cache_tokens=50 if run.name == "quick" else 200, prompt_ids=enc.encode(PROMPT),
-    data=f"{h.CUSTOM_CORPUS} ({corpus.num_train_tokens:,} tokens, packed)", checkpoint_dir=h.CHECKPOINTS_DIR)
-h.transformer_metrics_table(metrics)
-
-# %% [markdown]
-# Loss against step and training speed:
-
-# %%
-h.show_figure("transformer_metrics", metrics)
+race = h.fastest_learner_study(enc, run, device=device, best_kgram=best_kgram, prompt=PROMPT,
+                               checkpoint_dir=checkpoint_dir)
+h.show_figure("fastest_learner", race)
 plt.show()
 
 # %% [markdown]
+# The race as a table: each model's parameters, training speed, steps in the time, and its
+# final held-out loss (mean and seed-to-seed standard deviation).
+
+# %%
+runs = h.runs_table(race)
+runs["final loss"] = runs["curve"].map(lambda curve: curve[-1]["loss"])
+runs.groupby("model", sort=False).agg(parameters=("parameters", "first"), tokens_per_s=("tokens_per_s", "mean"),
+                                      steps=("steps", "mean"), final_loss=("final loss", "mean"),
+                                      final_loss_sd=("final loss", "std")).round(3)
+
+# %% [markdown]
+# What the race teaches, computed from the runs: each effect in the claim's direction, averaged
+# over the seeds, with its seed-to-seed standard deviation; a claim holds only beyond twice that
+# noise.
+
+# %%
+h.print_lessons(race)
+
+# %% [markdown]
 # ## 8. Learning speed on real text
-# The yardstick of this bundle: the held-out loss (nats per token, over all 50,257 ids) after a
-# fixed number of seconds of training on real text. `benchmarks/learning_speed.py` trains the
-# same Transformer (d_model 128, 4 blocks, 4 heads, a context of 64 tokens) for 120 seconds on
-# thirteen of Shakespeare's comedies, four ways, and measures the loss on *The Winter's Tale*,
-# which it never trains on, every 15 seconds: the starter's way (one padded line per example,
-# Adam at a constant rate), packed streams with the modern recipe, the same with a compact
-# head, and the `cpu` preset's own Transformer. The benchmark takes about ten minutes, so this
-# cell draws its stored artefact.
+# The yardstick of this bundle: the held-out loss (nats per token, over all 50,257 ids, and bits
+# per character, which any tokenizer shares) after a fixed number of seconds of training.
+# `benchmarks/learning_speed.py` trains a Transformer of d_model 128, 4 blocks, 4 heads and a
+# context of 64 tokens for 120 seconds on the plays, six ways, and measures it every 15 seconds
+# on *The Winter's Tale* and *Henry VIII*, which no run trains on: the starter's way (one padded
+# line per example, Adam at a constant rate), packed streams with the modern recipe and the
+# full head, the same with a compact head, the `cpu` preset's own Transformer, the command
+# line's defaults, and the reference recipe (the full head) on the command line's model. The
+# benchmark takes about seventeen minutes, so this cell draws its stored artefact.
 
 # %%
 try:
@@ -269,12 +278,13 @@ if speed:
 # distribution over all 50,257 ids and its loss is still in full-vocabulary nats).
 
 # %%
+vocab_ids = h.vocab_ids_for(h.build_corpus(enc, run.block_size), "corpus", run.min_count)
 breakdowns = {
     "full head (all GPT-2 ids)": h.step_breakdown(run.transformer, device=device, batch_size=run.batch_size,
                                                   block_size=run.block_size, seed=SEED),
-    "compact head (the corpus's ids)": h.step_breakdown(run.transformer, device=device, vocab_ids=vocab_ids,
-                                                        batch_size=run.batch_size, block_size=run.block_size,
-                                                        seed=SEED),
+    "compact head (the plays' ids)": h.step_breakdown(run.transformer, device=device, vocab_ids=vocab_ids,
+                                                      batch_size=run.batch_size, block_size=run.block_size,
+                                                      seed=SEED),
 }
 breakdown = h.write_artefact("step_breakdown", preset=run.name, device=device,
                              config={"transformer": asdict(run.transformer), "batch_size": run.batch_size,
@@ -300,29 +310,39 @@ except h.InputError as missing:
 
 # %% [markdown]
 # ## 10. A Transformer that writes
-# Now the preset's own Transformer, with a compact head and the packed recipe, trained long
-# enough to write: on the custom corpus, and on TinyStories for half of its windows when the
-# hub can be reached (or `TINYSTORIES_PATH` names a local copy). We measure what it writes from
-# "Once upon a": the share of its words that are English words (Debian's word list when it is
-# installed, else the training text's own words), and how much the samples vary from seed to
-# seed. Notebook 04's sampling lab opens on this model.
+# Now the preset's own Transformer, with a compact head and the packed recipe, trained on the
+# plays long enough to write (`BASE_CORPUS = "tinystories"` trains it on TinyStories instead,
+# when the hub or `TINYSTORIES_PATH` gives them). Its training keeps a checkpoint in
+# `CHECKPOINT_DIR`: if the run is interrupted, running the cell again goes on from it.
+#
+# Then we measure what it writes, continuing three speakers' names (greedy, and sampled at
+# p = 0.5 and 1.0, one sample per seed): the share of its words that are English words or words
+# of the plays, how much the samples vary, and the share of their 8-word spans found verbatim
+# in any text the bundle ships. A model that memorised its text recites it; one that learned
+# the language writes its own lines. Notebook 04's sampling lab opens on this model.
 
 # %%
-writer = h.train_writer(enc, run, device=device, tinystories_path=TINYSTORIES_PATH, seed=SEED,
-                        checkpoint_dir=h.CHECKPOINTS_DIR)
-print(f"{writer['config']['vocabulary']}, {writer['config']['steps']} steps on {writer['config']['data']}: "
-      f"held-out loss {writer['results']['summary']['final_test_loss']:.2f} nats/token")
-print(f"words checked against {writer['config']['word_list']}")
-pd.DataFrame(writer["results"]["writing"]).T[["word_share", "distinct_2", "distinct_samples"]]
+writer = h.train_writer(enc, run, device=device, base_corpus=BASE_CORPUS, tinystories_path=TINYSTORIES_PATH,
+                        seed=SEED, checkpoint_dir=checkpoint_dir)
+results = writer["results"]
+print(f"{writer['config']['vocabulary']}, {writer['config']['steps']} steps on {writer['config']['data']} "
+      f"({writer['config']['train_tokens']:,} tokens)")
+print(f"held-out loss on {', '.join(writer['config']['heldout'])}: {results['heldout_loss']:.2f} nats/token, "
+      f"{results['heldout_bits_per_char']:.2f} bits/character")
+print(f"sampled continuations (p = 0.5 and 1.0): {results['sampled']['copied_span_share']:.1%} of their 8-word "
+      f"spans copied from the bundle's texts; {results['sampled']['word_share']:.1%} of their words are words "
+      f"({writer['config']['word_list']})")
+pd.DataFrame(results["writing"]).T[["word_share", "copied_span_share", "distinct_2", "distinct_samples"]]
 
 # %% [markdown]
-# Two of its samples per setting. Greedy decoding gives the same text from every seed; p = 1.0
-# draws from the whole distribution, so every seed writes something else.
+# One sample per setting for each prompt. Greedy decoding gives the same text from every seed;
+# p = 1.0 draws from the whole distribution, so every seed writes something else.
 
 # %%
-for setting, measures in writer["results"]["writing"].items():
-    for text in measures["samples"][:2]:
-        print(f"{setting:>8}: {text!r}")
+seeds = len(writer["config"]["seeds"])
+for setting, measures in results["writing"].items():
+    for text in measures["samples"][::seeds]:
+        print(f"--- {setting}\n{text}")
 
 # %% [markdown]
 # ## 11. What the heads look at
@@ -331,7 +351,7 @@ for setting, measures in writer["results"]["writing"].items():
 # is empty: the causal mask). Stored in `artefacts/attention_map.json`.
 
 # %%
-writer_model = h.load_checkpoint(h.CHECKPOINTS_DIR / "transformer_writer.pt", device)
+writer_model = h.load_checkpoint(checkpoint_dir / "transformer_writer.pt", device)
 attention = h.record_attention(writer_model, enc, PROMPT, label="the Transformer that writes", preset=run.name,
                                device=device)
 h.show_figure("attention_map", attention)
@@ -341,23 +361,13 @@ plt.show()
 # ## 12. Conclusion, computed from the artefacts
 
 # %%
-rows = metrics["results"]["models"]
-by_loss = sorted(rows, key=lambda name: rows[name]["average_loss"])
-fastest = max(rows, key=lambda name: rows[name]["tokens_per_s"])
-speedups = {name: cache["speedup"] for name, cache in metrics["results"]["cache"].items()}
-print(f"After {metrics['config']['steps']} steps, lowest average loss: {by_loss[0]} "
-      f"({rows[by_loss[0]]['average_loss']:.3f}); highest: {by_loss[-1]} ({rows[by_loss[-1]]['average_loss']:.3f}).")
-print(f"Fastest to train: {fastest} at {rows[fastest]['tokens_per_s']:,.0f} tokens/s.")
-print(f"The KV cache made {metrics['config']['cache_tokens']}-token generation "
-      f"{min(speedups.values()):.1f}x to {max(speedups.values()):.1f}x faster, with identical tokens: "
-      f"{all(cache['same_tokens'] for cache in metrics['results']['cache'].values())}.")
+h.print_lessons(race)
 full, compact = breakdowns.values()
 print(f"One training step of the preset's Transformer: {full['step_ms']:.0f} ms with the full head, of which "
       f"{full['parts']['output head']['share'] + full['parts']['softmax and loss']['share']:.0%} in the head and "
       f"softmax; {compact['step_ms']:.0f} ms with the compact head ({full['step_ms'] / compact['step_ms']:.1f}x faster).")
 if speed:
     print(h.learning_speed_summary(speed))
-writing = writer["results"]["writing"]
-print(f"The Transformer that writes: greedy {writing['greedy']['word_share']:.0%} and p = 0.5 "
-      f"{writing['p = 0.5']['word_share']:.0%} English words; at p = 1.0, {writing['p = 1.0']['distinct_samples']} "
-      f"of {len(writing['p = 1.0']['samples'])} samples differ.")
+print(f"The Transformer that writes: {results['heldout_loss']:.2f} nats/token on {', '.join(writer['config']['heldout'])}; "
+      f"{results['sampled']['copied_span_share']:.1%} of its sampled 8-word spans copied, "
+      f"{results['sampled']['word_share']:.0%} of its words are words.")

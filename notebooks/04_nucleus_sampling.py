@@ -41,12 +41,15 @@ if "google.colab" in sys.modules:  # elsewhere `make setup` has installed the bu
 # %% [markdown]
 # ## Parameters
 # `PRESET` sets the budget (`quick`, `cpu` or `gpu`). The comparison draws `NUM_SAMPLES`
-# continuations of 20 tokens from `PROMPT` per model and setting (`None` is greedy).
+# continuations of 20 tokens from `PROMPT` per model and setting (`None` is greedy). The models
+# trained on the plays, so the prompt is a speaker's name and a line break: they write the
+# speech that follows. `CHECKPOINT_DIR` is where notebooks 01 to 03 saved their models.
 
 # %% tags=["parameters"]
 PRESET = None
 SEED = 0
-PROMPT = "Once upon a"
+PROMPT = "ROSALIND.\n"
+CHECKPOINT_DIR = None  # None: artefacts/checkpoints; on Colab, the folder notebooks 01 to 03 saved their models in
 TOP_PS = [None, 0.5, 0.8, 0.95, 1.0]
 NUM_SAMPLES = None  # None: 4 on the quick preset, else 8
 
@@ -64,6 +67,7 @@ run = h.get_run_preset(PRESET)
 device = h.pick_device()
 enc = h.get_tokenizer()
 num_samples = NUM_SAMPLES or (4 if run.name == "quick" else 8)
+checkpoint_dir = CHECKPOINT_DIR or h.CHECKPOINTS_DIR
 print(f"preset {run.name}, device {h.describe_device(device)}")
 
 # %% [markdown]
@@ -83,10 +87,10 @@ h.memory_table("04", run, h.resolve_precision("auto", device)).round(3)
 # as notebook 03 does.
 
 # %%
-if not (h.CHECKPOINTS_DIR / "transformer_writer.pt").is_file():
+if not (checkpoint_dir / "transformer_writer.pt").is_file():
     print("No writer yet: training the preset's Transformer as notebook 03 does.")
-    h.train_writer(enc, run, device=device, seed=SEED, checkpoint_dir=h.CHECKPOINTS_DIR)
-models = h.load_checkpoints(h.CHECKPOINTS_DIR, device)
+    h.train_writer(enc, run, device=device, seed=SEED, checkpoint_dir=checkpoint_dir)
+models = h.load_checkpoints(checkpoint_dir, device)
 pd.DataFrame({name: {"family": h.family_of(model), "parameters": h.count_parameters(model),
                      "vocabulary": h.describe_vocabulary(model),
                      "trained on": model.checkpoint_metadata.get("trained_on", ""),
@@ -116,12 +120,11 @@ plt.show()
 # SEED, SEED + 1, ...). Per setting: distinct-1 and distinct-2 (unique tokens and bigrams over
 # all of them: higher is more varied), the mean log-probability the model gave its own
 # samples (higher is safer), the mean nucleus size, and the share of the samples' words that
-# are English words (Debian's word list when it is installed, else the custom corpus's own
-# words). Stored in `artefacts/sampling_diversity.json`.
+# are words (Debian's English word list and the words of the bundle's texts; the latter alone
+# when the list is not installed). Stored in `artefacts/sampling_diversity.json`.
 
 # %%
-words, word_list = h.reading_words(h.build_corpus(enc, run.block_size, base_weight=0.0,
-                                                  input_dir=h.CUSTOM_CORPUS), enc)
+words, word_list = h.reading_words()
 diversity = h.sampling_diversity(models, enc, preset=run.name, device=device, words=words, word_list=word_list,
                                  prompt=PROMPT, top_ps=TOP_PS, num_samples=num_samples, seed=SEED)
 print(f"words checked against {word_list}")

@@ -19,8 +19,8 @@
 # You have some text of your own, and you want a model that writes like it. Two questions,
 # measured on text the models never trained on:
 #
-# 1. **How much text does a model need?** The same Transformer trains for the same number of
-#    steps on the first few thousand, then tens and hundreds of thousands of tokens of the
+# 1. **How much text does a model need?** The same small Transformer trains for the same number
+#    of steps on the first few thousand, then tens and hundreds of thousands of tokens of the
 #    plays. Too little text is seen again and again, and learned by heart.
 # 2. **Should you blend your text with a larger corpus?** The course notes planned to
 #    "compare base-only and blended corpora". Here your text (the bundle's custom corpus, five
@@ -102,8 +102,8 @@ for path in h.find_text_files(INPUT_DIR):
 
 # %% [markdown]
 # ## 2. The study
-# Both questions, every point with every seed, the preset's Transformer for the same steps in
-# every run. Stored in `artefacts/own_text.json`.
+# Both questions, every point with every seed, the preset's study Transformer (small, so that
+# many runs fit the budget) for the same steps in every run. Stored in `artefacts/own_text.json`.
 
 # %%
 study = (h.read_artefact("own_text") if REDRAW_ONLY

@@ -18,7 +18,7 @@
 #
 # With little text and many steps, a model stops learning the language and starts learning
 # the text. Its training loss keeps falling; its loss on text it has never seen falls, then
-# turns up. We train the Transformer on one play, *The Comedy of Errors* (the shortest comedy,
+# turns up. We train a small Transformer on one play, *The Comedy of Errors* (the shortest comedy,
 # about 25,000 tokens), far past that turning point, and measure it on *The Winter's Tale*,
 # which no run of this bundle ever trains on. Then we try the usual remedies on the same play,
 # with the same seeds and steps: dropout, a stronger weight decay, four times the text, and
@@ -82,7 +82,8 @@ h.memory_table("06", run, h.resolve_precision("auto", device)).round(3)
 
 # %% [markdown]
 # ## 1. The study
-# Four runs per seed, each the preset's Transformer for the same steps on the same play:
+# Four runs per seed, each the preset's study Transformer (a small one, so that many runs fit
+# the budget) for the same steps on the same play:
 # no remedy, dropout, weight decay, and the same steps on four plays (more data). Each is
 # evaluated on a fixed slice of *The Winter's Tale* every few steps. Early stopping needs no
 # run of its own: it is the plain run, stopped where its held-out loss was lowest.

@@ -38,7 +38,7 @@ from .artefacts import artefact_path, provenance, write_json_atomically
 from .device import PRECISIONS, is_main_process, pick_device, resolve_precision, seed_everything
 from .studies import (CUSTOM_CORPUS, custom_data_sweep, kgram_comparison_table, kgram_design_comparison, runs_table,
                       transformer_comparison, transformer_metrics_table)
-from .heads import vocab_ids_for
+from .heads import MIN_COUNT_PER_MILLION, VOCABULARIES, resolve_vocab, vocab_ids_for
 from .models import KGramMLPSeqModel, MODEL_FAMILIES, build_model, count_parameters, describe_vocabulary
 from .corpus import build_corpus
 from .sources import BASE_CORPORA, HELDOUT_WORK, resolve_data_path
@@ -47,11 +47,14 @@ from .parallel import (BACKENDS, DEFAULT_TIMEOUT_S, check_backend, launched_by_t
 from .presets import RUN_PRESETS, TRANSFORMER_PRESETS, InputError, TransformerConfig, get_run_preset, transformer_config
 from .resume import TrainingStopped, open_resumable, resume_point, run_settings
 from .sampling import generate_text
+from .speed import SpeedRun
 from .tokenizer import get_tokenizer
 from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, check_batch_split, epoch_losses, run_summary,
                        train_model)
 
 SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
+STARTER_BATCH = 16
+PACKED_CPU_BATCH = 8  # the recipe sweep (benchmarks/recipe_defaults.py): learned most per second on two CPU cores
 STARTER_EPOCHS = 3
 DEFAULT_COMPARISON_STEPS = 20  # the course notes compared the k-gram designs over 20 mini-batches
 
@@ -63,6 +66,14 @@ class RememberFlag(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, self.dest, values)
         setattr(namespace, f"{self.dest}_flag", option_string)
+
+
+def count_or_auto(text: str) -> int | str:
+    """A whole number, or the word auto."""
+    try:
+        return text if text == "auto" else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a whole number nor 'auto'") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,11 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     models = parser.add_argument_group("models")
     models.add_argument("--models", nargs="+", default=["kgram", "lstm"], choices=list(MODEL_FAMILIES),
                         help="Which model families to train.")
-    models.add_argument("--vocab", choices=["gpt2", "corpus"], default="gpt2",
+    models.add_argument("--vocab", choices=VOCABULARIES, default="auto",
                         help="The models' embedding and output: all 50,257 GPT-2 ids, or the ids the training text "
-                             "uses (--min_count times or more) plus one bucket for every other id.")
-    models.add_argument("--min_count", type=int, default=1,
-                        help="With --vocab corpus: how often an id must occur in the training text to be kept.")
+                             "uses (--min_count times or more) plus one bucket for every other id. auto: the compact "
+                             "one for packed runs on the CPU, where the head is most of a step, all ids elsewhere.")
+    models.add_argument("--min_count", type=count_or_auto, default="auto",
+                        help="With a compact head: how often an id must occur in the training text to be kept. auto: "
+                             f"{MIN_COUNT_PER_MILLION} times per million training tokens (at least once).")
     models.add_argument("--embed_size", type=int, default=1024, help="Embedding (and hidden) size of the k-gram "
                                                                      "MLP and the LSTM.")
     models.add_argument("--kgram_k", type=int, default=3, help="Context tokens the k-gram MLP sees.")
@@ -146,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"The starter's epochs (default {STARTER_EPOCHS} in an epoch run).")
     training.add_argument("--max_steps_per_epoch", type=int, default=None,
                           help="Stop each of the starter's epochs after this many optimizer steps.")
-    training.add_argument("--batch_size", type=int, default=16)
+    training.add_argument("--batch_size", type=int, default=None,
+                          help=f"Windows (or examples) per step, the global batch under torchrun (default: "
+                               f"{PACKED_CPU_BATCH} for packed runs on the CPU, where the recipe sweep found them to "
+                               f"learn most per second, else the starter's {STARTER_BATCH}).")
     training.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                           help="adamw (weight decay on matrices only) or adam (the starter's).")
     training.add_argument("--learning_rate", type=float, default=None,
@@ -238,10 +254,10 @@ def fail(message: str) -> None:
 
 def check_numbers(args) -> None:
     """Every number's range, named by its flag."""
-    at_least_one = ["batch_size", "max_new_tokens", "embed_size", "kgram_k", "kgram_chunk_size", "min_count",
+    at_least_one = ["batch_size", "max_new_tokens", "embed_size", "kgram_k", "kgram_chunk_size",
                     "num_epochs", "max_steps_per_epoch", "max_steps", "limit_custom_examples", "d_model",
                     "n_blocks", "n_heads", "d_ff", "grad_accum_steps", "checkpoint_every"]
-    for name in at_least_one:
+    for name in at_least_one + ([] if args.min_count == "auto" else ["min_count"]):
         value = getattr(args, name)
         if value is not None and value < 1:
             fail(f"--{name} {value}: it must be at least 1.")
@@ -261,7 +277,8 @@ def check_numbers(args) -> None:
         fail("--prompt is empty: give at least one character of text to continue.")
     if not args.dist_timeout > 0:
         fail(f"--dist_timeout {args.dist_timeout} must be above 0 seconds.")
-    check_batch_split(args.batch_size, args.grad_accum_steps, launched_processes())
+    if args.batch_size is not None:
+        check_batch_split(args.batch_size, args.grad_accum_steps, launched_processes())
 
 
 def check_paths(args) -> None:
@@ -350,13 +367,23 @@ def check_args(args) -> RunPlan:
     return plan_run(args)
 
 
-def training_device(args) -> torch.device:
+def training_device(args, plan: RunPlan) -> torch.device:
     """The device this process trains on: its own under torchrun (joining the process group), else
-    the one asked for; the precision is checked against it before any work."""
+    the one asked for; the precision and the batch are checked against it before any work."""
     device = start_data_parallel(args.dist_backend, args.dist_timeout) if launched_by_torchrun() \
         else pick_device(args.device_id)
     resolve_precision(args.precision, device)
+    args.batch_size = resolve_batch_size(args.batch_size, plan.packing, device)
+    check_batch_split(args.batch_size, args.grad_accum_steps, launched_processes())
     return device
+
+
+def resolve_batch_size(batch_size: int | None, packing: bool, device) -> int:
+    """--batch_size, or its default for the run: PACKED_CPU_BATCH for packed runs on the CPU, else the
+    starter's STARTER_BATCH."""
+    if batch_size is not None:
+        return batch_size
+    return PACKED_CPU_BATCH if packing and torch.device(device).type == "cpu" else STARTER_BATCH
 
 
 def say(message: str = "") -> None:
@@ -561,7 +588,8 @@ def collect_transformer_metrics(args, plan: RunPlan, corpus, enc, device) -> Non
     lstm = ("lstm", dict(vocab_size=enc.n_vocab, embed_size=run.embed_size, hidden_size=run.embed_size))
     artefact = transformer_comparison(
         corpus, enc.n_vocab, preset=run.name, device=device, scale=run.transformer_scale, steps=steps,
-        batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed, vocab_ids=corpus_vocab_ids(args, corpus),
+        batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed,
+        vocab_ids=corpus_vocab_ids(args, plan, corpus, device),
         baselines={"LSTM": lstm}, prompt_ids=enc.encode(args.prompt), data=describe_data(args))
     say(f"\n== Transformer presets ({run.name} scale {run.transformer_scale or 'full size'}), {steps} steps each")
     say(transformer_metrics_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
@@ -577,15 +605,30 @@ def run_custom_sweep(args, enc, device) -> None:
     say(f"wrote {args.custom_sweep_log}")
 
 
-def corpus_vocab_ids(args, corpus) -> list[int] | None:
-    return vocab_ids_for(corpus, args.vocab, args.min_count)
+def corpus_vocab_ids(args, plan: RunPlan, corpus, device) -> list[int] | None:
+    """The kept ids of the head the flags ask for (None: all of GPT-2's)."""
+    return vocab_ids_for(corpus, resolve_vocab(args.vocab, plan.packing, device), args.min_count)
+
+
+def command_line_run(argv: list[str], label: str = "the command line's defaults") -> SpeedRun:
+    """What the command line trains a Transformer with for these flags, as a run of the learning-speed
+    benchmark: the same resolution of every default (recipe, head, min_count, batch, compile) that a run
+    from the terminal goes through, so that the benchmark measures the defaults a user gets."""
+    args = build_parser().parse_args(argv)
+    plan = check_args(args)
+    device = pick_device(args.device_id)
+    return SpeedRun(label, packing=plan.packing, recipe=plan.recipe,
+                    vocab=resolve_vocab(args.vocab, plan.packing, device), min_count=args.min_count,
+                    transformer=check_transformer(args), batch_size=resolve_batch_size(args.batch_size, plan.packing,
+                                                                                      device),
+                    block_size=args.block_size, compile=args.compile)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         plan = check_args(args)
-        device = training_device(args)
+        device = training_device(args, plan)
         enc = get_tokenizer()
         seed_everything(args.seed)
         corpus = build_corpus(
@@ -599,7 +642,7 @@ def main(argv=None) -> int:
             if args.custom_sweep_log:
                 run_custom_sweep(args, enc, device)
             return 0
-        vocab_ids = corpus_vocab_ids(args, corpus)
+        vocab_ids = corpus_vocab_ids(args, plan, corpus, device)
         resumes = resume_points(args, plan, corpus, enc, vocab_ids)
         runs = {}
         for family in args.models:

@@ -27,6 +27,7 @@ logits of a whole batch never exist at once.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import torch
@@ -40,6 +41,8 @@ from .tokens import tokenize_source
 FUSED_CHUNK_ROWS = 1024  # positions per chunk: a chunk's logits are 1024 x 50,257 floats at most (200 MB)
 TINY_PROBABILITY = 1e-30  # below this a float32 probability has lost its precision
 BUCKET_PRIORS = ("plays", "uniform")
+VOCABULARIES = ("auto", "gpt2", "corpus")
+MIN_COUNT_PER_MILLION = 16
 PRIOR_SMOOTHING = 0.5  # added to every id's count, so that an id never seen still has a share
 
 
@@ -151,12 +154,36 @@ def ids_seen(streams, vocab_size: int, min_count: int = 1) -> list[int]:
     return kept
 
 
-def vocab_ids_for(corpus, vocab: str = "corpus", min_count: int = 1) -> list[int] | None:
+def auto_min_count(streams) -> int:
+    """min_count="auto": keep the ids seen at least MIN_COUNT_PER_MILLION times per million training tokens
+    (and at least once). A rarer id gets too few updates in a short run to earn a class of its own; the
+    bucket's prior prices it instead. The rate is the one the recipe sweep measured best
+    (benchmarks/recipe_defaults.py, artefacts/recipe_sweep.json)."""
+    tokens = sum(len(stream) for stream in streams)
+    return max(1, math.ceil(MIN_COUNT_PER_MILLION * tokens / 1e6))
+
+
+def resolve_vocab(vocab: str, packed: bool, device) -> str:
+    """vocab="auto": a compact head for packed runs on the CPU, where the head is most of a step's work
+    (the recipe sweep measured it), and all of GPT-2's ids elsewhere (a GPU's matrix products are cheap,
+    and the starter's per-example runs keep the starter's head)."""
+    if vocab not in VOCABULARIES:
+        raise ValueError(f"vocab={vocab!r}: use 'auto', 'gpt2' (every id) or 'corpus' (the ids the training text "
+                         "uses).")
+    if vocab != "auto":
+        return vocab
+    return "corpus" if packed and torch.device(device).type == "cpu" else "gpt2"
+
+
+def vocab_ids_for(corpus, vocab: str = "corpus", min_count: int | str = 1) -> list[int] | None:
     """A head's kept ids for a corpus: vocab="corpus" keeps the ids its training text uses at least
-    min_count times; vocab="gpt2" keeps them all (None, the full head)."""
+    min_count times (an int, or "auto": auto_min_count); vocab="gpt2" keeps them all (None, the full head)."""
     if vocab not in ("gpt2", "corpus"):
         raise ValueError(f"vocab={vocab!r}: use 'gpt2' (every id) or 'corpus' (the ids the training text uses).")
-    return ids_seen(corpus.train_streams(), GPT2_VOCAB_SIZE, min_count) if vocab == "corpus" else None
+    if vocab == "gpt2":
+        return None
+    streams = corpus.train_streams()
+    return ids_seen(streams, GPT2_VOCAB_SIZE, auto_min_count(streams) if min_count == "auto" else min_count)
 
 
 class OutputHead(nn.Module):

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-import pandas as pd
 import torch
 
 from .heads import FUSED_CHUNK_ROWS
 from .models import build_model, count_parameters
-from .presets import TRANSFORMER_PRESETS, TransformerConfig, transformer_config
-from .tokenizer import GPT2_VOCAB_SIZE
+from .presets import TransformerConfig
 
 FLOAT32 = 4
 # Bytes an activation takes on average: under autocast the matrix products' inputs and outputs
@@ -85,44 +83,3 @@ def estimate_training_memory(config, batch_size: int, block_size: int, precision
              "optimizer state": ADAM_MOMENTS * parameters * FLOAT32,
              "activations": round(tokens * per_token * ACTIVATION_BYTES[precision]), "logits": logits}
     return {"parts": parts, "total": sum(parts.values()), "parameters": parameters, "tokens_per_micro_batch": tokens}
-
-
-def notebook_trainings(notebook: str, run) -> dict[str, tuple[dict, int, int]]:
-    """The models a notebook trains on a run preset: {name: (config, batch_size, block_size)}, each config a
-    {"family": ..., **arguments} dict. The notebooks print their estimates; the tests hold the gpu
-    preset's within a 16 GB GPU."""
-    vocab, block, batch = GPT2_VOCAB_SIZE, run.block_size, run.batch_size
-    lstm = {"family": "lstm", "vocab_size": vocab, "embed_size": run.embed_size, "hidden_size": run.embed_size}
-    gpt_oss = {"family": "transformer", **asdict(transformer_config("GPT-oss", run.transformer_scale,
-                                                                    max_seq_len=max(256, block)))}
-    writer = {"family": "transformer", **asdict(run.transformer)}
-    kgram = {"family": "kgram", "vocab_size": vocab, "k": 2, "embed_size": 64, "num_inner_layers": 2}
-    trainings = {
-        "01": {"LSTM (the notes' run)": ({"family": "lstm", "vocab_size": vocab, "embed_size": 64,
-                                          "hidden_size": 64}, 16, 32)},
-        "02": {f"k-gram {variant}": ({**kgram, "variant": variant}, 32, 32)
-               for variant in ("onehot", "embedding", "conv")},
-        "03": {**{name: ({"family": "transformer", **asdict(transformer_config(name, run.transformer_scale,
-                                                                               max_seq_len=max(256, block)))},
-                         batch, block) for name in TRANSFORMER_PRESETS},
-               "LSTM": (lstm, batch, block), "writer": (writer, batch, block)},
-        "04": {"writer": (writer, batch, block)},
-        "05": {"LSTM": (lstm, batch, block), "GPT-oss": (gpt_oss, batch, block)},
-        "06": {"LSTM": (lstm, batch, block), "GPT-oss": (gpt_oss, batch, block)},
-        "07": {"LSTM, embedding 1024, 2 layers": ({**lstm, "embed_size": 1024, "hidden_size": 1024, "num_layers": 2},
-                                                  batch // 2, 128),
-               "GPT-oss, d_model 1024": ({**gpt_oss, "d_model": 1024, "d_ff": 4096}, batch // 2, 128)},
-    }
-    return trainings[notebook]
-
-
-def memory_table(notebook: str, run, precision: str = "fp32", processes: int = 1):
-    """Each model a notebook trains, with its estimated training memory in GB by part (full vocabulary:
-    an upper bound for a compact head)."""
-    rows = {}
-    for name, (config, batch_size, block_size) in notebook_trainings(notebook, run).items():
-        estimate = estimate_training_memory(config, batch_size, block_size, precision,
-                                            grad_accum_steps=run.grad_accum_steps, processes=processes)
-        rows[name] = {**{part: size / 1e9 for part, size in estimate["parts"].items()},
-                      "total": estimate["total"] / 1e9}
-    return pd.DataFrame(rows).T.add_suffix(" (GB)")

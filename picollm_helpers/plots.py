@@ -205,16 +205,19 @@ def plot_kgram_real_text(artefact: dict):
 
 @slide_figure
 def plot_learning_speed(artefact: dict):
-    """Held-out loss against seconds of training, a line per way of training, from learning_speed.json."""
-    fig, ax = plt.subplots()
-    for label, run in artefact["results"]["runs"].items():
-        seconds, losses = zip(*run["curve"])
-        ax.plot(seconds, losses, "o-", label=f"{label} ({run['tokens_per_s']:,.0f} tokens/s)")
-    config = artefact["config"]
-    ax.set(xlabel="seconds of training", ylabel="held-out loss (nats / token, all 50,257 ids)",
-           title=f"Learning speed: {config['train_file']['name']} -> {config['heldout_file']['name']} "
-                 f"({artefact['device']})")
-    ax.legend()
+    """Held-out loss against seconds of training on each held-out work, a line per way of training, from
+    learning_speed.json."""
+    runs = artefact["results"]["runs"]
+    works = list(next(iter(runs.values()))["curves"])
+    fig, axes = plt.subplots(1, len(works), sharey=True, squeeze=False)
+    for ax, work in zip(axes.flat, works):
+        for label, run in runs.items():
+            seconds, losses, _ = zip(*run["curves"][work])
+            ax.plot(seconds, losses, "o-", label=f"{label} ({run['tokens_per_s']:,.0f} tokens/s)")
+        ax.set(xlabel="seconds of training", title=f"held out: {work}")
+    axes[0, 0].set_ylabel("held-out loss (nats / token)")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
+    fig.suptitle(f"Learning speed on the plays ({artefact['device']})")
     return fig
 
 

@@ -132,7 +132,7 @@ class RunPreset:
     """The budget of one notebook run. Every notebook reads its sizes from here."""
 
     name: str
-    tinystories_stories: int  # stories streamed from the hub when it is reachable
+    tinystories_stories: int  # stories streamed from the hub when TinyStories is the base corpus
     block_size: int  # tokens per training sequence
     batch_size: int
     train_steps: int  # optimizer steps per model in a comparison
@@ -141,9 +141,11 @@ class RunPreset:
     transformer_scale: dict = field(default_factory=dict)  # {"width_divisor", "max_blocks"}, or {} for full size
     timing_batches: int = 3  # batches timed for the slow reference loops
     vocab: str = "corpus"  # the models' head: "corpus" (compact) or "gpt2" (all 50,257 ids)
-    min_count: int = 1  # with a compact head, how often an id must occur in the training text
+    min_count: int | str = "auto"  # with a compact head, how often an id must occur in the training text
     transformer: TransformerConfig = field(default_factory=TransformerConfig)  # the preset's own Transformer
-    writer_steps: int = 400  # steps that train the preset's Transformer to write (notebook 03's writer)
+    writer_steps: int = 400  # steps that train the preset's Transformer to write on the plays (notebook 03)
+    # the Transformer of the studies that train many models each (notebooks 05 and 06): the preset's own, or smaller
+    study_transformer: TransformerConfig | None = None
     grad_accum_steps: int = 1  # micro-batches per step: the same batch in less memory
 
 
@@ -165,7 +167,9 @@ RUN_PRESETS = {
         # the learning-speed benchmark measures it beside minGPT's design (learning_speed.json).
         transformer=TransformerConfig(d_model=128, n_heads=4, n_blocks=4, d_ff=512, norm="rmsnorm", positions="rope",
                                       ffn="swiglu", tie_weights=False, max_seq_len=64),
-        writer_steps=250,
+        writer_steps=400,
+        study_transformer=TransformerConfig(d_model=64, n_heads=4, n_blocks=2, d_ff=256, norm="rmsnorm",
+                                            positions="rope", ffn="swiglu", tie_weights=False, max_seq_len=64),
     ),
     "gpu": RunPreset(
         name="gpu", tinystories_stories=20_000, block_size=256, batch_size=64, train_steps=1_000,
@@ -176,6 +180,11 @@ RUN_PRESETS = {
         grad_accum_steps=4,  # keeps every notebook's largest model within a 16 GB GPU (estimate_training_memory)
     ),
 }
+
+
+def study_transformer(run: RunPreset) -> TransformerConfig:
+    """The Transformer the many-run studies train on this preset: its own study model, else its Transformer."""
+    return run.study_transformer or run.transformer
 
 
 def get_run_preset(name: str | None = None) -> RunPreset:

@@ -52,6 +52,7 @@ AUTO_WARMUP_FRACTION = 0.05  # warm-up steps, as a share of the run, when warmup
 # 16 GB card; MPS keeps the plain path, unmeasured.
 FUSED_LOSS_BY_DEVICE = {"cpu": True, "cuda": True, "mps": False}
 EVAL_BATCH_SIZE = 64
+TRAINING_CHECKPOINT_SUFFIX = ".training.pt"  # what notebooks name the checkpoints their long runs go on from
 
 
 @dataclass(frozen=True)
@@ -564,7 +565,9 @@ def checkpoint_label(path: Path) -> str:
 
 
 def load_checkpoints(folder: str | os.PathLike, device=None) -> dict[str, torch.nn.Module]:
-    """Every checkpoint in a folder, rebuilt, by display name: the LSTM, the k-gram designs, then the Transformers."""
+    """Every model checkpoint in a folder, rebuilt, by display name: the LSTM, the k-gram designs, then the
+    Transformers. The training checkpoints an interrupted run left (*.training.pt) are not models to sample."""
     order = {"lstm": 0, "kgram": 1, "transformer": 2}
-    paths = sorted(Path(folder).glob("*.pt"), key=lambda p: (order.get(p.stem.partition("_")[0], 3), p.stem))
+    paths = sorted((path for path in Path(folder).glob("*.pt") if not path.name.endswith(TRAINING_CHECKPOINT_SUFFIX)),
+                   key=lambda p: (order.get(p.stem.partition("_")[0], 3), p.stem))
     return {checkpoint_label(path): load_checkpoint(path, device) for path in paths}

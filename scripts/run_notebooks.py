@@ -5,8 +5,9 @@ Each notebook regenerates its artefacts; the executed copy, outputs included, go
 artefacts/executed/. A failing cell stops the run with that cell's error, not a wall of JSON.
 A complete run stores each notebook's time in artefacts/notebook_times_<preset>.json, then
 refreshes the README's tables from the artefacts (scripts/update_readme.py), so that the tree a
-run leaves behind passes its tests. With --resume (`make run RESUME=1`) the sweeps keep what an
-interrupted run finished; otherwise everything is computed afresh.
+run leaves behind passes its tests. After an interruption the studies and the writer pick up
+what the interrupted run finished (their progress records and checkpoints in
+artefacts/checkpoints/); otherwise everything is computed afresh.
 
 Kernels talk to this script over local IPC sockets rather than TCP: nothing leaves the
 machine, and ipykernel has no reason to warn about unencrypted TCP.
@@ -67,13 +68,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu", choices=["quick", "cpu", "gpu"])
     parser.add_argument("--timeout", type=int, default=3600, help="Seconds one cell may run.")
-    parser.add_argument("--resume", action="store_true",
-                        help="Let the sweeps keep the runs an interrupted `make run` finished "
-                             "(same settings and code).")
     parser.add_argument("names", nargs="*", help="Run only notebooks whose names start with these (e.g. 01 04).")
     args = parser.parse_args(argv)
     os.environ["PICOLLM_PRESET"] = args.preset
-    os.environ["PICOLLM_RESUME"] = "1" if args.resume else "0"
     notebooks = sorted(p for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")
                        if not args.names or any(p.name.startswith(n) for n in args.names))
     output_dir = ROOT / "artefacts" / "executed"

@@ -40,19 +40,25 @@ Elsewhere `make setup` has installed it, and the cell does nothing. To install y
 set `{BUNDLE_ENV_VAR}` to its address (`git+https://...`) or to the path of a wheel you uploaded."""
 
 WHAT_EACH_SHOWS = {
-    "01_sanity_check": "The whole pipeline end to end: tokenizer, data, an LSTM's first loss (≈ ln 50,257), "
-                       "three abbreviated epochs, samples.",
-    "02_kgram_design_comparison": "Three k-gram MLP designs (one-hot, embedding, convolution) trained alike and "
-                                  "timed against the starter's per-position loop; which context window to use.",
-    "03_transformer_build_up": "RMSNorm, causal attention, RoPE, SwiGLU, the KV cache, each checked; four "
-                               "presets trained beside the LSTM and k-gram; an attention heat map.",
-    "04_nucleus_sampling": "What top-p does, measured (diversity against likelihood), and a lab of sliders that "
-                           "resample text and show the nucleus.",
-    "05_custom_data": "Training on your own text: loss against corpus size and training budget.",
-    "06_overfitting": "Train past the turning point of the held-out loss and measure memorisation.",
-    "07_hyperparameter_study": "Embedding size, block size, depth and learning rate at a fixed budget: heat maps, "
-                               "best configs, quality against speed.",
+    "01_sanity_check": "The whole pipeline end to end, on the course notes' command: tokenizer, data, an LSTM's "
+                       "first loss (≈ ln 50,257), three abbreviated epochs, samples.",
+    "02_kgram_design_comparison": "Three k-gram MLP designs timed against the starter's per-position loop; then on "
+                                  "the plays, which design and which context window learn best, held out.",
+    "03_transformer_build_up": "RMSNorm, causal attention, RoPE, SwiGLU, the KV cache, each checked; which model "
+                               "learns fastest per CPU second and per token; a writer of speeches; attention.",
+    "04_nucleus_sampling": "What top-p does, measured (variety against likelihood), and a lab of sliders that "
+                           "resample the writer's speeches and show the nucleus.",
+    "05_custom_data": "Your own text: how much text a model needs, and blending yours with the plays, held out, "
+                      "with seeds.",
+    "06_overfitting": "One play trained past the turning point of its held-out loss; dropout, weight decay, more "
+                      "data and early stopping side by side.",
+    "07_hyperparameter_study": "Learning rate × width, block size and depth at a fixed time budget: heat maps with "
+                               "their noise, the best setting, quality against speed.",
 }
+
+
+STUDIES = {"fastest_learner": "03 · which model learns fastest", "own_text": "05 · your own text",
+           "overfitting": "06 · overfitting", "hyperparameters": "07 · hyperparameters"}
 
 
 def notebook_names() -> list[str]:
@@ -85,8 +91,10 @@ def learning_speed_section() -> str:
     run = artefact("learning_speed")
     if not run:
         return "Not yet measured: run `python benchmarks/learning_speed.py`."
+    works = [record["name"] for record in run["config"]["heldout_files"]]
     table = h.learning_speed_table(run)[["held-out loss at 30 s", "held-out loss at 60 s", "held-out loss at 120 s",
-                                        "tokens/s", "vocabulary"]]
+                                        *(f"{work} at 120 s (bits/char)" for work in works), "tokens/s",
+                                        "vocabulary"]]
     table["tokens/s"] = table["tokens/s"].map("{:,.0f}".format)
     samples = "\n".join(f"- {label}: greedy {result['samples']['greedy']!r}"
                         for label, result in run["results"]["runs"].items())
@@ -103,6 +111,42 @@ def recipe_section() -> str:
     table["tokens/s"] = table["tokens/s"].map("{:,.0f}".format)
     return "\n\n".join([markdown_table(table, ",.3f"),
                          stamp(run, "python benchmarks/recipe_defaults.py")])
+
+
+def lessons_section() -> str:
+    """Every study's lessons, as the notebooks print them, with where each comes from."""
+    parts = []
+    for name, notebook in STUDIES.items():
+        run = artefact(name)
+        if not run:
+            parts.append(f"**{notebook}**: not yet measured: run `make run`.")
+            continue
+        lines = "\n".join(f"- {h.lesson_line(lesson)}" for lesson in run["results"]["lessons"])
+        parts.append(f"**{notebook}** ({run['preset']} preset, `artefacts/{name}.json`):\n\n{lines}")
+    held = [lesson for name in STUDIES if artefact(name) for lesson in artefact(name)["results"]["lessons"]]
+    runs = [artefact(name) for name in STUDIES if artefact(name)]
+    summary = (f"{sum(lesson['holds'] for lesson in held)} of {len(held)} lessons hold beyond twice their "
+               "seed-to-seed noise." if held else "")
+    return "\n\n".join([*parts, summary, *(stamp(run, "make run") for run in runs[:1])]).strip()
+
+
+def writer_section() -> str:
+    run = artefact("writer")
+    if not run:
+        return "Not yet measured: run `make run`."
+    results, config = run["results"], run["config"]
+    sampled = results["sampled"]
+    seeds = len(config["seeds"])
+    samples = "\n".join(f"- {setting}: {measures['samples'][0]!r}" for setting, measures in results["writing"].items())
+    return "\n\n".join([
+        f"{config['vocabulary']}, {config['steps']} steps on {config['data']} ({config['train_tokens']:,} tokens): "
+        f"held-out loss {results['heldout_loss']:.2f} nats/token, {results['heldout_bits_per_char']:.2f} bits per "
+        f"character on {', '.join(config['heldout'])}. Of the 8-word spans of its {sampled['samples']} sampled "
+        f"continuations (p = 0.5 and 1.0, {len(config['prompts'])} prompts x {seeds} seeds, prompts excluded), "
+        f"{sampled['copied_span_share']:.1%} occur verbatim in a text in `data/`; {sampled['word_share']:.1%} of "
+        "their words are English words or words of the plays.",
+        f"What it writes (the first seed):\n\n{samples}",
+        stamp(run, "make run")])
 
 
 def fused_loss_section() -> str:
@@ -197,6 +241,7 @@ def throughput_section() -> str:
 def filled(readme: str) -> str:
     sections = (("notebook-table", notebook_table()), ("colab-badges", colab_badges()),
                 ("learning-speed", learning_speed_section()), ("recipe", recipe_section()),
+                ("lessons", lessons_section()), ("writer", writer_section()),
                 ("fused-loss", fused_loss_section()), ("throughput", throughput_section()))
     for marker, body in sections:
         pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.DOTALL)

@@ -51,8 +51,8 @@ def test_notebook_runs_on_quick_preset(path: Path, monkeypatch):
     execute(nbformat.read(path, as_version=4), path)
 
 
-SWEEP_NOTEBOOKS = {"05_custom_data": ["custom_data_sweep", "training_budget_sweep"],
-                   "06_overfitting": ["overfitting_sweep"], "07_hyperparameter_study": ["hparam_sweep"]}
+SWEEP_NOTEBOOKS = {"05_custom_data": ["own_text"], "06_overfitting": ["overfitting"],
+                   "07_hyperparameter_study": ["hyperparameters"]}
 
 
 @pytest.mark.notebook

@@ -81,10 +81,10 @@ LESSONS = [{"claim": "the Transformer ends below the LSTM", "measured": 0.4211, 
 
 
 def test_lessons_come_before_key_numbers_and_an_unresolved_one_is_never_a_finding():
-    artefact = h.read_artefact(h.artefact_path("overfitting_sweep", COMMITTED))
-    assert h.findings("overfitting_sweep", artefact) == h.overfitting_numbers(artefact)
+    artefact = h.read_artefact(h.artefact_path("kgram_real_text", COMMITTED))
+    assert h.findings("kgram_real_text", artefact) == h.kgram_real_text_numbers(artefact)
     artefact["results"]["lessons"] = LESSONS
-    holds, unresolved = h.findings("overfitting_sweep", artefact)
+    holds, unresolved = h.findings("kgram_real_text", artefact)
     assert holds == "the Transformer ends below the LSTM (measured 0.421 ± 0.052 over 3 seeds)"
     assert unresolved == "Not resolved at this budget: depth helps (measured 0.020 ± 0.090 over 3 seeds)"
     assert h.with_noise(23456.7, 150.0) == "23,457 ± 150" and h.with_noise(0.5, 0.0) == "0.50 ± 0.00"

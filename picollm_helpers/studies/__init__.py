@@ -10,6 +10,7 @@
   overfitting      notebook 06: overfitting one work, and the remedies side by side
   hyperparameters  notebook 07: learning rate x width, block size and depth at a fixed time budget
   notes_runs       the course notes' own small runs, kept for their command-line flags
+  trainings        what each notebook trains, and the memory it needs
 """
 
 from .lessons import *  # noqa: F401,F403
@@ -22,3 +23,4 @@ from .own_text import *  # noqa: F401,F403
 from .overfitting import *  # noqa: F401,F403
 from .hyperparameters import *  # noqa: F401,F403
 from .notes_runs import *  # noqa: F401,F403
+from .trainings import *  # noqa: F401,F403

@@ -12,6 +12,7 @@ quality against speed shows which wins.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 from ..artefacts import corpus_size
@@ -115,12 +116,26 @@ def varied(groups: dict[tuple, list[dict]], middle: dict, setting: str) -> dict:
             if all(key[SETTINGS.index(name)] == middle[name] for name in others)}
 
 
-def best_against_worst(line: dict, what: str, unit: str = "") -> dict:
+def loss(run: dict) -> float:
+    return run["loss"]
+
+
+def best_against_worst(line: dict, what: str) -> dict:
     """The best value of one setting against the worst, on the held-out loss."""
     best, worst = min(line, key=lambda v: mean_loss(line[v])), max(line, key=lambda v: mean_loss(line[v]))
-    loss = lambda run: run["loss"]  # noqa: E731
-    return lesson(f"{what} matters: {best:g}{unit} beats {worst:g}{unit} on the held-out loss, in nats per token",
+    return lesson(f"{what} matters: {best:g} beats {worst:g} on the held-out loss, in nats per token",
                   paired_effects(per_seed(line[best], loss), per_seed(line[worst], loss)))
+
+
+def learning_rate_off(rates: dict, best: float, factor: float, width: int) -> list[dict]:
+    """What a learning rate `factor` times the best costs, if the grid has one."""
+    off = next((rate for rate in rates if math.isclose(rate, best * factor)), None)
+    if off is None:
+        return []
+    direction = "below" if factor < 1 else "above"
+    return [lesson(f"A learning rate 2x {direction} the best ({off:g} against {best:g}, width {width}) costs "
+                   "held-out loss, in nats per token", paired_effects(per_seed(rates[best], loss),
+                                                                    per_seed(rates[off], loss)))]
 
 
 def hyperparameter_lessons(runs: list[dict], middle: dict) -> dict:
@@ -129,28 +144,23 @@ def hyperparameter_lessons(runs: list[dict], middle: dict) -> dict:
     grid = {key: group for key, group in groups.items()
             if key[2] == middle["block_size"] and key[3] == middle["depth"]}
     best_rate, best_width = min(grid, key=lambda key: mean_loss(grid[key]))[:2]
-    loss = lambda run: run["loss"]  # noqa: E731
     rates = {key[0]: group for key, group in grid.items() if key[1] == best_width}
-    lessons = []
-    for factor, direction in ((0.5, "below"), (2.0, "above")):
-        off = best_rate * factor
-        if off in rates:
-            lessons.append(lesson(f"A learning rate 2x {direction} the best ({off:g} against {best_rate:g}, width "
-                                  f"{best_width}) costs held-out loss, in nats per token",
-                                  paired_effects(per_seed(rates[best_rate], loss), per_seed(rates[off], loss))))
+    lessons = [lesson for factor in (0.5, 2.0) for lesson in learning_rate_off(rates, best_rate, factor, best_width)]
     widths = {key[1]: group for key, group in grid.items() if key[0] == best_rate}
     lessons.append(best_against_worst(widths, f"In the same seconds at learning rate {best_rate:g}, the width"))
     by_figure = {"hyperparameter_heatmap": list(range(len(lessons))), "hyperparameter_speed": [len(lessons)]}
     narrow, wide = min(widths), max(widths)
     speed = lambda run: run["tokens_per_s"]  # noqa: E731
     narrow_speed, wide_speed = per_seed(widths[narrow], speed), per_seed(widths[wide], speed)
+    ratios = [narrow_speed[seed] / wide_speed[seed] - 1 for seed in sorted(narrow_speed)]
     lessons.append(lesson(f"A narrower model trains more tokens per second: width {narrow} over width {wide}, as a "
-                          "ratio minus 1", [narrow_speed[seed] / wide_speed[seed] - 1 for seed in sorted(narrow_speed)]))
+                          "ratio minus 1", ratios))
     by_figure["hyperparameter_shape"] = []
     for setting, what in (("block_size", "The block size"), ("depth", "The depth")):
         line = varied(groups, middle, setting)
         if len(line) > 1:
             by_figure["hyperparameter_shape"].append(len(lessons))
             lessons.append(best_against_worst(line, what))
-    return {"lessons": lessons, "lessons_by_figure": by_figure, "best": {"learning_rate": best_rate, "width": best_width,
-                                         "block_size": middle["block_size"], "depth": middle["depth"]}}
+    best = {"learning_rate": best_rate, "width": best_width, "block_size": middle["block_size"],
+            "depth": middle["depth"]}
+    return {"lessons": lessons, "lessons_by_figure": by_figure, "best": best}

@@ -28,7 +28,8 @@ from ..tokenizer import GPT2_VOCAB_SIZE
 from ..training import STARTER_RECIPE, Recipe, make_optimizer, save_checkpoint, targets_in, train_model
 
 
-def starter_loop_batches(corpus, *, batches: int, batch_size: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def starter_loop_batches(corpus, *, batches: int, batch_size: int,
+                         seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The first `batches` (tokens, mask) training batches of a corpus: what the starter's loop is timed on."""
     return list(itertools.islice(corpus.train_batches(batch_size, seed), batches))
 

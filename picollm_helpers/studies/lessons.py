@@ -96,7 +96,8 @@ def run_study(name: str, configs: list[dict], run_one: Callable[[dict], dict], *
         except (RuntimeError, ValueError, MemoryError) as error:  # torch reports out-of-memory as RuntimeError
             outcome = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
             print(f"    failed: {outcome['error']}")
-        runs.append({"config": config, **outcome, "provenance": {**provenance(device), "code_fingerprint": fingerprint}})
+        stamp = {**provenance(device), "code_fingerprint": fingerprint}
+        runs.append({"config": config, **outcome, "provenance": stamp})
         computed += 1
         if record:
             write_json_atomically(record, {"name": name, "preset": preset, "config": study_config,

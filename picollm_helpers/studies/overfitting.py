@@ -1,6 +1,6 @@
 """Notebook 06's study: overfitting one work, and the remedies measured side by side.
 
-The run preset's Transformer trains on one work of the base corpus (a small real slice) far
+The run preset's study Transformer trains on one work of the base corpus (a small real slice) far
 past the point where its held-out loss on the standard held-out work stops falling and turns
 up: the *turning point*. Its training loss keeps falling; the gap between the two is what it
 learned by heart. Then the remedies, each on the same slice, seeds and steps:
@@ -20,7 +20,7 @@ from ..corpus import PackedCorpus, TokenStream, build_corpus, standard_heldout
 from ..device import seed_everything
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_head
-from ..presets import RunPreset
+from ..presets import RunPreset, study_transformer
 from ..sources import PLAYS_DIR, TextSource, read_text_file
 from ..tokens import tokenize_source
 from ..training import Recipe, train_model
@@ -67,7 +67,7 @@ def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir
 
     def train(config: dict) -> dict:
         remedy = config["remedy"]
-        transformer = replace(run.transformer, dropout=budget.dropout if remedy == "dropout" else 0.0)
+        transformer = replace(study_transformer(run), dropout=budget.dropout if remedy == "dropout" else 0.0)
         recipe = Recipe(weight_decay=budget.weight_decay) if remedy == "weight decay" else Recipe()
         corpus = slices["four works" if remedy == "more data" else "one work"]
         seed_everything(config["seed"])
@@ -84,7 +84,7 @@ def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir
                 "history": history_rows(history[["step", "loss", "test_loss", "test_bpc"]])}
 
     configs = [{"remedy": remedy, "seed": seed} for remedy in REMEDIES for seed in seeds]
-    study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(run.transformer),
+    study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(study_transformer(run)),
                     "block_size": run.block_size, "recipe": asdict(Recipe()), "vocabulary": describe_head(vocab_ids),
                     "slice": SLICE_WORK, "slice_tokens": slices["one work"].num_train_tokens,
                     "more_data": list(MORE_WORKS), "more_data_tokens": slices["four works"].num_train_tokens,

@@ -1,6 +1,7 @@
 """Notebook 05's study: training on your own text, and how much text it takes.
 
-Two questions, on the run preset's Transformer, each point with several seeds:
+Two questions, on the run preset's study Transformer (presets.study_transformer), each point with
+several seeds:
 
   how much data    the first N tokens of the base corpus (sizes spanning 64x), each trained for
                    the same number of steps, held-out loss on the standard held-out work. Too
@@ -21,7 +22,7 @@ from ..corpus import PackedCorpus, TokenStream, build_corpus, standard_heldout
 from ..device import seed_everything
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_head
-from ..presets import CUSTOM_CORPUS, RunPreset
+from ..presets import CUSTOM_CORPUS, RunPreset, study_transformer
 from ..sampling import generate_text
 from ..training import Recipe, evaluate, train_model
 from .lessons import lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
@@ -39,9 +40,9 @@ class OwnTextBudget:
 
 OWN_TEXT_BUDGETS = {
     "quick": OwnTextBudget(sizes=(2_048, 32_768), shares=(0.0, 0.5, 1.0), steps=6, eval_tokens=1_024),
-    "cpu": OwnTextBudget(sizes=(4_096, 16_384, 65_536, 262_144), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=120,
+    "cpu": OwnTextBudget(sizes=(4_096, 32_768, 262_144), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=150,
                          eval_tokens=8_192),
-    "gpu": OwnTextBudget(sizes=(16_384, 65_536, 262_144, 1_048_576), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=1_000,
+    "gpu": OwnTextBudget(sizes=(8_192, 65_536, 524_288), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=1_000,
                          eval_tokens=None),
 }
 HELD_OUT_LINES = 0.2  # of your text's lines, a seeded choice held out
@@ -75,7 +76,7 @@ def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPU
         corpus = (base_slice(base, config["tokens"]) if config["question"] == "data"
                   else blend(base, your_lines, config["share"]))
         seed_everything(config["seed"])
-        model = build_model("transformer", **asdict(run.transformer), vocab_ids=vocab_ids).to(device)
+        model = build_model("transformer", **asdict(study_transformer(run)), vocab_ids=vocab_ids).to(device)
         history = train_model(model, corpus, max_steps=budget.steps, batch_size=run.batch_size, seed=config["seed"],
                               grad_accum_steps=run.grad_accum_steps, eval_every=max(1, budget.steps // 4),
                               heldout=standard, name=str(config))
@@ -89,7 +90,7 @@ def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPU
 
     configs = ([{"question": "data", "tokens": tokens, "seed": seed} for tokens in budget.sizes for seed in seeds]
                + [{"question": "blend", "share": share, "seed": seed} for share in budget.shares for seed in seeds])
-    study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(run.transformer),
+    study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(study_transformer(run)),
                     "block_size": run.block_size, "batch_size": run.batch_size, "recipe": asdict(Recipe()),
                     "vocabulary": describe_head(vocab_ids),
                     "base": "the plays", "your_text": input_dir, "held_out_lines": HELD_OUT_LINES,

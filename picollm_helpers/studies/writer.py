@@ -24,7 +24,8 @@ from ..heads import vocab_ids_for
 from ..models import build_model, describe_vocabulary
 from ..presets import RunPreset
 from ..sampling import generate_tokens
-from ..training import Recipe, evaluate, save_checkpoint, train_model
+from ..resume import resume_point
+from ..training import TRAINING_CHECKPOINT_SUFFIX, Recipe, evaluate, save_checkpoint, train_model
 from .text_measures import copied_span_share, distinct_n, reading_words, word_share
 
 WRITER_SETTINGS = {"greedy": None, "p = 0.5": 0.5, "p = 1.0": 1.0}
@@ -75,8 +76,10 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
     """Train the run preset's Transformer on the base corpus for run.writer_steps steps, and measure what it writes.
 
     Its held-out loss is measured on the standard held-out work (on TinyStories, on a held-out
-    twentieth of the stories). Writes artefacts/writer.json and returns it; with checkpoint_dir,
-    also saves the model there as transformer_writer.pt, the model the sampling lab opens on.
+    twentieth of the stories). Writes artefacts/writer.json and returns it. With checkpoint_dir,
+    its training keeps a checkpoint there (writer_<preset>.training.pt, every tenth of the run)
+    and goes on from it when an interrupted run left one; the trained model is saved there as
+    transformer_writer.pt, the model the sampling lab opens on.
     """
     plays = base_corpus == "plays"
     corpus = build_corpus(enc, run.block_size, base_corpus=base_corpus, tinystories_stories=run.tinystories_stories,
@@ -85,14 +88,17 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
     heldout = standard_heldout(enc, run.block_size) if plays else corpus
     prompts = writing_prompts(base_corpus)
     seed_everything(seed)
-    config = replace(run.transformer, max_seq_len=max(run.block_size, max(map(len, map(enc.encode, prompts)))
-                                                      + max_new_tokens))
-    model = build_model("transformer", **asdict(config),
+    transformer = replace(run.transformer, max_seq_len=max(run.block_size, max(map(len, map(enc.encode, prompts)))
+                                                           + max_new_tokens))
+    model = build_model("transformer", **asdict(transformer),
                         vocab_ids=vocab_ids_for(corpus, run.vocab, run.min_count)).to(device)
     curve = standard_heldout(enc, run.block_size, max_tokens=CURVE_TOKENS) if plays else corpus
+    progress = Path(checkpoint_dir) / f"writer_{run.name}{TRAINING_CHECKPOINT_SUFFIX}" if checkpoint_dir else None
     history = train_model(model, corpus, max_steps=run.writer_steps, batch_size=run.batch_size, seed=seed,
                           grad_accum_steps=run.grad_accum_steps, eval_every=max(1, run.writer_steps // 5),
-                          heldout=curve, name="the writer")
+                          heldout=curve, name="the writer", checkpoint_path=progress,
+                          checkpoint_every=max(1, run.writer_steps // 10) if progress else None,
+                          resume_from=resume_point(progress) if progress else None)
     final = evaluate(model, heldout)
     words, word_list = reading_words()
     writing = measure_writing(model, enc, prompts, list(seeds), max_new_tokens, words)
@@ -100,12 +106,14 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
     if checkpoint_dir is not None:
         save_checkpoint(model, Path(checkpoint_dir) / "transformer_writer.pt", trained_on=data,
                         steps=run.writer_steps, prompt=prompts[0])
-    config = {"transformer": asdict(config), "vocabulary": describe_vocabulary(model), "steps": run.writer_steps,
+        progress.unlink()  # the run is complete: running the notebook again trains afresh
+    config = {"transformer": asdict(transformer), "vocabulary": describe_vocabulary(model), "steps": run.writer_steps,
               "batch_size": run.batch_size, "block_size": run.block_size, "recipe": asdict(Recipe()), "data": data,
               "train_tokens": corpus.num_train_tokens, "heldout": [stream.name for stream in heldout.heldout],
               "prompts": list(prompts), "seeds": list(seeds), "max_new_tokens": max_new_tokens, "word_list": word_list,
               "seed": seed}
-    results = {"heldout_loss": final.nats_per_token, "heldout_bits_per_char": final.bits_per_char,
+    results = {"resumed_from_step": history.attrs.get("resumed_from_step"), "heldout_loss": final.nats_per_token,
+               "heldout_bits_per_char": final.bits_per_char,
                "heldout_tokens": final.tokens, "train_loss": float(history["loss"].iloc[-1]),
                "train_seconds": float(history["elapsed_s"].iloc[-1]),
                "sampled": sampled_summary(writing), "writing": writing, "history": history_rows(history)}
