@@ -18,11 +18,11 @@
 #
 # With little text and many steps, a model stops learning the language and starts learning
 # the text. Its training loss keeps falling; its loss on text it has never seen falls, then
-# turns up. We train a small Transformer on one play, *The Comedy of Errors* (the shortest comedy,
-# about 25,000 tokens), far past that turning point, and measure it on *The Winter's Tale*,
-# which no run of this bundle ever trains on. Then we try the usual remedies on the same play,
-# with the same seeds and steps: dropout, a stronger weight decay, four times the text, and
-# early stopping.
+# turns up. We train the preset's Transformer on a small slice of one play (the first 8,000
+# tokens of *The Comedy of Errors* on the `cpu` preset), far past that turning point, and
+# measure it on *The Winter's Tale*, which no run of this bundle ever trains on. Then we try the
+# usual remedies on the same slice, with the same seeds and steps: dropout, a stronger weight
+# decay, four times the text, and early stopping.
 #
 # Every point is measured with more than one seed. A difference is a finding only when it is
 # larger than twice its seed-to-seed noise; the notebook says so when it is not.
@@ -82,9 +82,8 @@ h.memory_table("06", run, h.resolve_precision("auto", device)).round(3)
 
 # %% [markdown]
 # ## 1. The study
-# Four runs per seed, each the preset's study Transformer (a small one, so that many runs fit
-# the budget) for the same steps on the same play:
-# no remedy, dropout, weight decay, and the same steps on four plays (more data). Each is
+# Four runs per seed, each the preset's Transformer for the same steps: no remedy, dropout and
+# weight decay on the slice, and the same steps on four times the text (more data). Each is
 # evaluated on a fixed slice of *The Winter's Tale* every few steps. Early stopping needs no
 # run of its own: it is the plain run, stopped where its held-out loss was lowest.
 # Everything is stored in `artefacts/overfitting.json`.
@@ -93,10 +92,9 @@ h.memory_table("06", run, h.resolve_precision("auto", device)).round(3)
 study = (h.read_artefact("overfitting") if REDRAW_ONLY
          else h.overfitting_study(enc, run, device=device, checkpoint_dir=checkpoint_dir))
 config = study["config"]
-print(f"one play: {config['slice']} ({config['slice_tokens']:,} tokens); more data: {len(config['more_data'])} "
-      f"plays ({config['more_data_tokens']:,} tokens); held out: {config['heldout_tokens']:,} tokens of "
-      f"{config['heldout']}; {config['budget']['steps']} steps of {config['budget']['batch_size']} windows of "
-      f"{config['block_size']} tokens")
+print(f"the slice: {config['slice']}; more data: {config['more_data']}; held out: {config['heldout_tokens']:,} "
+      f"tokens of {config['heldout']}; {config['budget']['steps']} steps of {config['budget']['batch_size']} windows "
+      f"of {config['block_size']} tokens")
 
 # %% [markdown]
 # ## 2. The turning point, and the remedies

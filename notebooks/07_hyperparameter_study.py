@@ -68,6 +68,7 @@ run = h.get_run_preset(PRESET)
 device = h.pick_device()
 enc = h.get_tokenizer()
 budget = h.HYPERPARAMETER_BUDGETS[run.name]
+checkpoint_dir = CHECKPOINT_DIR or h.CHECKPOINTS_DIR
 configs = h.hyperparameter_configs(run, h.study_seeds(run))
 print(f"preset {run.name}, device {h.describe_device(device)}, {len(configs)} runs of {budget.seconds:g} s "
       f"(seeds {h.study_seeds(run)}); the centre: {h.hyperparameter_centre(run)}")

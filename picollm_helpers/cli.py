@@ -430,8 +430,8 @@ def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, voca
     seed_everything(args.seed)
     model = build_model(family, **model_config(family, args, enc.n_vocab), vocab_ids=vocab_ids).to(device)
     label = model_label(family, args)
-    data = (f"{corpus.num_train_tokens:,} training tokens, packed" if corpus.packed
-            else f"{corpus.num_train} training sequences")
+    data = (f"{corpus.num_train_tokens:,} training tokens of {describe_data(args)}, packed" if corpus.packed
+            else f"{corpus.num_train} training sequences of {describe_data(args)}")
     say(f"\n== {label}: {count_parameters(model):,} parameters, vocabulary {describe_vocabulary(model)}, "
           f"{data}, device {device}")
     budget = run_budget(plan, corpus, args.batch_size)
@@ -545,9 +545,10 @@ def without_resume(argv: list[str]) -> list[str]:
 
 
 def describe_data(args) -> str:
+    """The training text the flags ask for, in words: the base corpus, your files, or both."""
     own = " ".join([*args.input_files, args.input_dir or ""]).strip()
-    base = base_corpus_name(args) if args.base_weight > 0 or not own else ""
-    return " + ".join(part for part in (base, own) if part)
+    base = {"plays": "the plays", "tinystories": "TinyStories"}[base_corpus_name(args)]
+    return " + ".join(part for part in (base if args.base_weight > 0 or not own else "", own) if part)
 
 
 def write_metrics(args, plan: RunPlan, device, runs: dict) -> None:

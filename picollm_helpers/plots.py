@@ -441,7 +441,7 @@ def plot_overfitting(artefact: dict):
               marker="o")
     turning = np.mean([run["turning_step"] for run in plain])
     curves.axvline(turning, color="tab:red", linestyle="--", label=f"turning point (step {turning:.0f})")
-    curves.set(xlabel="step", ylabel="loss (nats / token)", title=f"{artefact['config']['slice']}, no remedy")
+    curves.set(xlabel="step", ylabel="loss (nats / token)", title="no remedy")
     curves.legend(title=SPREAD)
     labels = ["early stopping", *[remedy for remedy in remedies if remedy != "none"], "none (to the end)"]
     values = [[run["lowest_loss"] for run in plain], *[[run["final_loss"] for run in remedies[remedy]]

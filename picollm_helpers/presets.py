@@ -144,6 +144,7 @@ class RunPreset:
     min_count: int | str = "auto"  # with a compact head, how often an id must occur in the training text
     transformer: TransformerConfig = field(default_factory=TransformerConfig)  # the preset's own Transformer
     writer_steps: int = 400  # steps that train the preset's Transformer to write on the plays (notebook 03)
+    writer_new_tokens: int = 48  # tokens of each continuation the writer is measured on
     # the Transformer of the studies that train many models each (notebooks 05 and 06): the preset's own, or smaller
     study_transformer: TransformerConfig | None = None
     grad_accum_steps: int = 1  # micro-batches per step: the same batch in less memory
@@ -157,6 +158,7 @@ RUN_PRESETS = {
         timing_batches=1,
         transformer=TransformerConfig(d_model=32, n_heads=2, n_blocks=1, d_ff=128, norm="layernorm", max_seq_len=64),
         writer_steps=20,
+        writer_new_tokens=16,
     ),
     "cpu": RunPreset(
         name="cpu", tinystories_stories=2_000, block_size=64, batch_size=16, train_steps=60,
@@ -167,7 +169,7 @@ RUN_PRESETS = {
         # the learning-speed benchmark measures it beside minGPT's design (learning_speed.json).
         transformer=TransformerConfig(d_model=128, n_heads=4, n_blocks=4, d_ff=512, norm="rmsnorm", positions="rope",
                                       ffn="swiglu", tie_weights=False, max_seq_len=64),
-        writer_steps=400,
+        writer_steps=600,
         study_transformer=TransformerConfig(d_model=64, n_heads=4, n_blocks=2, d_ff=256, norm="rmsnorm",
                                             positions="rope", ffn="swiglu", tie_weights=False, max_seq_len=64),
     ),

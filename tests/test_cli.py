@@ -166,3 +166,19 @@ def test_compact_vocabulary_from_the_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "vocabulary corpus (" in result.stdout
     assert json.loads((tmp_path / "m.json").read_text())["heldout_loss"] > 0
+
+
+def test_out_of_the_box_a_packed_run_trains_on_the_plays_and_reports_the_standard_heldout_work(tmp_path):
+    """No data flags: the base corpus (the plays); on the CPU a compact head (min_count auto) and batches of 8; the
+    held-out loss on The Winter's Tale, in nats per token and bits per character, in the metrics too."""
+    result = pico_llm("--models", "transformer", "--transformer_variant", "minGPT", "--d_model", "32", "--n_heads",
+                      "2", "--n_blocks", "1", "--block_size", "32", "--max_steps", "3", "--device_id", "cpu",
+                      "--metrics_json", str(tmp_path / "run.json"))
+    assert result.returncode == 0, result.stderr
+    held = re.search(r"held-out loss: (\d+\.\d+) nats/token, (\d+\.\d+) bits/character \(.*winters_tale\.txt",
+                     result.stdout)
+    assert held and 0 < float(held.group(2)) < float(held.group(1))
+    metrics = json.loads((tmp_path / "run.json").read_text())
+    assert metrics["config"]["batch_size"] == 8 and metrics["model"]["vocabulary"].startswith("corpus (")
+    assert metrics["heldout_bits_per_char"] == pytest.approx(float(held.group(2)), abs=1e-4)
+    assert "the plays" in result.stdout

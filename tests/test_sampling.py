@@ -132,3 +132,22 @@ def test_lab_builds_headless_and_the_p_slider_resamples(enc):
 def test_lab_needs_a_model(enc):
     with pytest.raises(ValueError, match="at least one model"):
         h.sampling_lab({}, enc)
+
+
+def test_the_nucleus_found_among_the_top_candidates_is_the_one_a_full_ranking_finds():
+    """The partial sort is only a shortcut: on flat and sharp distributions, with ties, every p gives the mask
+    that ranking all 50,257 tokens (ties by id) gives."""
+    def ranked_all(probs, p):
+        ranked, order = probs.double().sort(dim=-1, descending=True, stable=True)
+        keep = ranked.cumsum(dim=-1) - ranked < p - h.BOUNDARY_TOLERANCE
+        keep[..., 0] = True
+        return torch.zeros_like(keep).scatter(-1, order, keep)
+
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(40):
+        logits = torch.randn(2, 50257, generator=generator) * (0.5, 3.0, 8.0, 15.0)[trial % 4]
+        if trial % 3 == 0:
+            logits = (logits * 2).round() / 2  # many exact ties
+        probs = logits.softmax(dim=-1)
+        for p in (0.1, 0.5, 0.9, 0.99, 1.0):
+            assert torch.equal(h.nucleus_mask(probs, p), ranked_all(probs, p)), (trial, p)

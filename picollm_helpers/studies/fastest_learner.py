@@ -40,8 +40,8 @@ class RaceBudget:
     cache_tokens: int  # tokens generated with and without the KV cache
 
 
-RACE_BUDGETS = {"quick": RaceBudget(seconds=1.0, eval_tokens=1_024, cache_tokens=40),
-                "cpu": RaceBudget(seconds=6.0, eval_tokens=4_096, cache_tokens=200),
+RACE_BUDGETS = {"quick": RaceBudget(seconds=0.5, eval_tokens=1_024, cache_tokens=40),
+                "cpu": RaceBudget(seconds=4.5, eval_tokens=4_096, cache_tokens=100),
                 "gpu": RaceBudget(seconds=120.0, eval_tokens=None, cache_tokens=200)}
 DOUBLING_STEPS = tuple(2 ** k for k in range(20))
 
@@ -135,7 +135,8 @@ def common_step(runs: list[dict]) -> int:
 
 
 def winner_lesson(points: dict[str, list[dict]], metric, what: str) -> dict:
-    """The family whose best model is lowest on `metric`, against the best model of the next family."""
+    """The family whose best model is lowest on `metric`, against the best model of the next family (and how
+    many tokens per second each trains: per CPU second, more tokens need not mean more learning)."""
     best_of_family = {}
     for name, runs in points.items():
         family = FAMILY_NAMES[runs[0]["family"]]
@@ -144,8 +145,10 @@ def winner_lesson(points: dict[str, list[dict]], metric, what: str) -> dict:
             best_of_family[family] = (name, mean)
     (winner, (best, _)), (runner_up, (second, _)) = sorted(best_of_family.items(), key=lambda item: item[1][1])[:2]
     effects = paired_effects(per_seed(points[best], metric), per_seed(points[second], metric))
+    speeds = [spread([run["tokens_per_s"] for run in points[name]])[0] for name in (best, second)]
     return lesson(f"{what}, the {winner} learns fastest: {best}'s held-out loss is below the best "
-                  f"{runner_up}'s ({second}), in nats per token", effects)
+                  f"{runner_up}'s ({second}, which trains {speeds[1] / speeds[0]:.1f}x the tokens per second), in "
+                  "nats per token", effects)
 
 
 def race_lessons(runs: list[dict]) -> dict:
@@ -156,7 +159,7 @@ def race_lessons(runs: list[dict]) -> dict:
     cached = {name: group for name, group in points.items() if "cache" in group[0]}
     fastest_cache = min(cached, key=lambda name: spread([run["cache"]["with_cache_s"] for run in cached[name]])[0])
     lessons = [
-        winner_lesson(points, final_loss, f"Per CPU second ({ok[0]['curve'][-1]['seconds']:.0f} s)"),
+        winner_lesson(points, final_loss, f"Per CPU second ({ok[0]['curve'][-1]['seconds']:.1f} s)"),
         winner_lesson(points, lambda run: loss_at_step(run, step),
                       f"Per token ({step} steps, {step * ok[0]['curve'][0]['tokens']:,} tokens)"),
         lesson(f"The KV cache makes generating faster, with the same tokens: {fastest_cache}'s speed-up minus 1",

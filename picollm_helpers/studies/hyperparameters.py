@@ -83,8 +83,9 @@ def hyperparameter_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_
                               recipe=Recipe(learning_rate=config["learning_rate"]), seed=config["seed"],
                               heldout=heldouts[config["block_size"]], grad_accum_steps=run.grad_accum_steps,
                               name=str(config))
+        # A step's speed, the median one: the first steps of so short a run also pay one-off costs.
         return {"loss": float(history["test_loss"].iloc[-1]), "bpc": float(history["test_bpc"].iloc[-1]),
-                "tokens_per_s": float(history["tokens"].sum() / history["elapsed_s"].iloc[-1]),
+                "tokens_per_s": float(history["tokens_per_s"].iloc[min(1, len(history) - 1):].median()),
                 "steps": int(history["step"].iloc[-1]), "parameters": count_parameters(model)}
 
     study_config = {"budget": asdict(budget), "seeds": seeds, "centre": hyperparameter_centre(run),

@@ -9,7 +9,6 @@ same questions on real text, held out, with seeds (studies/fastest_learner.py, o
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,45 +21,27 @@ from ..device import seed_everything
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_vocabulary
 from ..presets import CUSTOM_CORPUS, TRANSFORMER_PRESETS, RunPreset, transformer_config
-from ..sampling import generate_text, generate_tokens
+from ..sampling import generate_text
 from ..sources import load_custom_examples
 from ..tokenizer import GPT2_VOCAB_SIZE
-from ..training import Recipe, save_checkpoint, train_model
+from ..training import Recipe, train_model
+from .fastest_learner import cache_speedup
 from .lessons import run_study
 from .text_measures import word_share, words_of
-
-
-def time_generation(model, prompt_ids: list[int], new_tokens: int, use_cache: bool) -> float:
-    """Seconds to decode new_tokens greedily after the prompt."""
-    started = time.perf_counter()
-    generate_tokens(model, prompt_ids, new_tokens, use_cache=use_cache)
-    return time.perf_counter() - started
-
-
-def cache_speedup(model, prompt_ids: list[int], new_tokens: int = 200) -> dict:
-    """Greedy decoding with and without the KV cache: the same tokens, and how much faster the cache is."""
-    with_cache = generate_tokens(model, prompt_ids, new_tokens, use_cache=True).tokens
-    without_cache = generate_tokens(model, prompt_ids, new_tokens, use_cache=False).tokens
-    # Those two runs also warm up both paths, so the timed runs below measure the steady state.
-    cached_s = time_generation(model, prompt_ids, new_tokens, use_cache=True)
-    uncached_s = time_generation(model, prompt_ids, new_tokens, use_cache=False)
-    return {"new_tokens": new_tokens, "with_cache_s": cached_s, "without_cache_s": uncached_s,
-            "speedup": uncached_s / cached_s, "same_tokens": with_cache == without_cache}
 
 
 def transformer_comparison(corpus, vocab_size: int, *, preset: str, device, scale: dict, steps: int,
                            batch_size: int, recipe: Recipe = Recipe(), seed: int = 0,
                            vocab_ids: list[int] | None = None, grad_accum_steps: int = 1,
                            baselines: dict | None = None, cache_tokens: int = 200, prompt_ids: list[int] = (0,),
-                           data: str = "", checkpoint_dir: Path | None = None) -> dict:
+                           data: str = "") -> dict:
     """Train every Transformer preset (shrunk by `scale`) and the baselines alike; time the KV cache.
 
     `baselines` maps a name to (family, config) for the models to compare with, e.g. the LSTM
     and the best k-gram design. Every model gets the same batches, seed, recipe and vocabulary
     (`vocab_ids`: a compact head's ids, or None for the full one).
     For each preset, greedy decoding of `cache_tokens` tokens is timed with and without the
-    cache. Writes artefacts/transformer_metrics.json and returns it; with checkpoint_dir, also
-    saves each trained Transformer there as transformer_<preset>.pt.
+    cache. Writes artefacts/transformer_metrics.json and returns it.
     """
     max_seq_len = max(corpus.block_size, len(prompt_ids) + cache_tokens)
     models = {name: ("transformer", asdict(transformer_config(name, scale, vocab_size=vocab_size,
@@ -78,9 +59,6 @@ def transformer_comparison(corpus, vocab_size: int, *, preset: str, device, scal
         if family == "transformer":
             caches[name] = cache_speedup(model, list(prompt_ids), cache_tokens)
             rows[name]["cache_speedup"] = caches[name]["speedup"]
-            if checkpoint_dir is not None:
-                save_checkpoint(model, Path(checkpoint_dir) / f"transformer_{name}.pt", trained_on=data,
-                                steps=steps, scale=scale)
     config = {"scale": scale, "block_size": corpus.block_size, "steps": steps, "batch_size": batch_size,
               "recipe": asdict(recipe), "seed": seed, "data": data, **corpus_size(corpus),
               "vocabulary": describe_vocabulary(model), "cache_tokens": cache_tokens,

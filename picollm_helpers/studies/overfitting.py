@@ -1,13 +1,13 @@
-"""Notebook 06's study: overfitting one work, and the remedies measured side by side.
+"""Notebook 06's study: overfitting a small slice of real text, and the remedies measured side by side.
 
-The run preset's study Transformer trains on one work of the base corpus (a small real slice) far
-past the point where its held-out loss on the standard held-out work stops falling and turns
-up: the *turning point*. Its training loss keeps falling; the gap between the two is what it
-learned by heart. Then the remedies, each on the same slice, seeds and steps:
+The run preset's Transformer trains on the first few thousand tokens of one play (a small real
+slice) far past the point where its held-out loss on the standard held-out work stops falling
+and turns up: the *turning point*. Its training loss keeps falling; the gap between the two is
+what it learned by heart. Then the remedies, each on the same slice, seeds and steps:
 
   dropout        units dropped at random while training (config.dropout)
   weight decay   a stronger pull of the weights towards zero (AdamW's decoupled decay)
-  more data      four works instead of one
+  more data      four times the slice: the play's first tokens, four times as many
   early stopping the plain run, stopped at its lowest held-out loss (no run of its own)
 """
 
@@ -20,7 +20,7 @@ from ..corpus import PackedCorpus, TokenStream, build_corpus, standard_heldout
 from ..device import seed_everything
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_head
-from ..presets import RunPreset, study_transformer
+from ..presets import RunPreset
 from ..sources import PLAYS_DIR, TextSource, read_text_file
 from ..tokens import tokenize_source
 from ..training import Recipe, train_model
@@ -29,8 +29,9 @@ from .lessons import lesson, paired_effects, per_seed, run_study, runs_by, study
 
 @dataclass(frozen=True)
 class OverfittingBudget:
-    """Steps, how often to evaluate, and the remedies' settings on one run preset."""
+    """The slice, the steps, how often to evaluate, and the remedies' settings on one run preset."""
 
+    slice_tokens: int  # the plain run trains on this many tokens; "more data" on four times as many
     steps: int
     eval_every: int
     batch_size: int
@@ -40,36 +41,35 @@ class OverfittingBudget:
 
 
 OVERFITTING_BUDGETS = {
-    "quick": OverfittingBudget(steps=8, eval_every=2, batch_size=4, eval_tokens=1_024),
-    "cpu": OverfittingBudget(steps=320, eval_every=20, batch_size=8, eval_tokens=4_096),
-    "gpu": OverfittingBudget(steps=2_000, eval_every=100, batch_size=32, eval_tokens=None),
+    "quick": OverfittingBudget(slice_tokens=2_000, steps=8, eval_every=2, batch_size=4, eval_tokens=1_024),
+    "cpu": OverfittingBudget(slice_tokens=8_000, steps=240, eval_every=15, batch_size=8, eval_tokens=4_096),
+    "gpu": OverfittingBudget(slice_tokens=32_000, steps=2_000, eval_every=100, batch_size=32, eval_tokens=None),
 }
 SLICE_WORK = "comedy_of_errors.txt"  # the shortest comedy
-MORE_WORKS = ("comedy_of_errors.txt", "tempest.txt", "midsummer_nights_dream.txt", "two_gentlemen_of_verona.txt")
+MORE_DATA = 4  # "more data" trains on this many times the slice
 REMEDIES = ("none", "dropout", "weight decay", "more data")
 
 
-def works_corpus(enc, names, block_size: int) -> PackedCorpus:
-    """Some works of the plays as one training stream."""
-    source = TextSource(", ".join(name.removesuffix(".txt") for name in names),
-                        [read_text_file(PLAYS_DIR / name) for name in names])
-    return PackedCorpus([TokenStream(source.name, tokenize_source(enc, source).ids)], [1.0], [], block_size)
+def play_slice(enc, work: str, tokens: int, block_size: int) -> PackedCorpus:
+    """The first `tokens` tokens of one play, as a training corpus."""
+    ids = tokenize_source(enc, TextSource(work, [read_text_file(PLAYS_DIR / work)])).ids[:tokens]
+    return PackedCorpus([TokenStream(f"the first {len(ids):,} tokens of {work}", ids)], [1.0], [], block_size)
 
 
 def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir=None) -> dict:
     """The plain run and every remedy, each with every seed; write artefacts/overfitting.json (with its lessons)."""
     budget = OVERFITTING_BUDGETS[run.name]
     seeds = list(seeds or study_seeds(run))
-    slices = {"one work": works_corpus(enc, [SLICE_WORK], run.block_size),
-              "four works": works_corpus(enc, MORE_WORKS, run.block_size)}
+    slices = {"one slice": play_slice(enc, SLICE_WORK, budget.slice_tokens, run.block_size),
+              "more data": play_slice(enc, SLICE_WORK, MORE_DATA * budget.slice_tokens, run.block_size)}
     heldout = standard_heldout(enc, run.block_size, budget.eval_tokens)
     vocab_ids = vocab_ids_for(build_corpus(enc, run.block_size), run.vocab, run.min_count)
 
     def train(config: dict) -> dict:
         remedy = config["remedy"]
-        transformer = replace(study_transformer(run), dropout=budget.dropout if remedy == "dropout" else 0.0)
+        transformer = replace(run.transformer, dropout=budget.dropout if remedy == "dropout" else 0.0)
         recipe = Recipe(weight_decay=budget.weight_decay) if remedy == "weight decay" else Recipe()
-        corpus = slices["four works" if remedy == "more data" else "one work"]
+        corpus = slices["more data" if remedy == "more data" else "one slice"]
         seed_everything(config["seed"])
         model = build_model("transformer", **asdict(transformer), vocab_ids=vocab_ids).to(device)
         history = train_model(model, corpus, max_steps=budget.steps, batch_size=budget.batch_size, recipe=recipe,
@@ -84,10 +84,11 @@ def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir
                 "history": history_rows(history[["step", "loss", "test_loss", "test_bpc"]])}
 
     configs = [{"remedy": remedy, "seed": seed} for remedy in REMEDIES for seed in seeds]
-    study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(study_transformer(run)),
+    study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(run.transformer),
                     "block_size": run.block_size, "recipe": asdict(Recipe()), "vocabulary": describe_head(vocab_ids),
-                    "slice": SLICE_WORK, "slice_tokens": slices["one work"].num_train_tokens,
-                    "more_data": list(MORE_WORKS), "more_data_tokens": slices["four works"].num_train_tokens,
+                    "slice": slices["one slice"].train[0].name, "slice_tokens": slices["one slice"].num_train_tokens,
+                    "more_data": slices["more data"].train[0].name,
+                    "more_data_tokens": slices["more data"].num_train_tokens,
                     "heldout": heldout.heldout[0].name, "heldout_tokens": heldout.num_heldout_tokens}
     return run_study("overfitting", configs, train, preset=run.name, device=device, study_config=study_config,
                      summarize=overfitting_lessons, checkpoint_dir=checkpoint_dir)
@@ -103,7 +104,7 @@ def overfitting_lessons(runs: list[dict]) -> dict:
         lesson("Trained past its turning point, the model gets worse on text it never saw, so early stopping "
                "there beats training on: the held-out loss ends above its lowest, in nats per token",
                paired_effects(per_seed(plain, lowest), per_seed(plain, final))),
-        lesson("It learns its one work by heart: at the end its training loss is below its held-out loss, in nats "
+        lesson("It learns its slice by heart: at the end its training loss is below its held-out loss, in nats "
                "per token", paired_effects(per_seed(plain, lambda run: run["final_train_loss"]),
                                            per_seed(plain, final))),
     ]

@@ -40,7 +40,7 @@ class OwnTextBudget:
 
 OWN_TEXT_BUDGETS = {
     "quick": OwnTextBudget(sizes=(2_048, 32_768), shares=(0.0, 0.5, 1.0), steps=6, eval_tokens=1_024),
-    "cpu": OwnTextBudget(sizes=(4_096, 32_768, 262_144), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=150,
+    "cpu": OwnTextBudget(sizes=(4_096, 32_768, 262_144), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=200,
                          eval_tokens=8_192),
     "gpu": OwnTextBudget(sizes=(8_192, 65_536, 524_288), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=1_000,
                          eval_tokens=None),

@@ -43,8 +43,7 @@ def notebook_trainings(notebook: str, run: RunPreset) -> dict[str, tuple[dict, i
                "writer": (writer, batch, block)},
         "04": {"writer": (writer, batch, block)},
         "05": {"the study Transformer": (transformer(study_transformer(run)), batch, block)},
-        "06": {"the study Transformer": (transformer(study_transformer(run)), OVERFITTING_BUDGETS[run.name].batch_size,
-                                         block)},
+        "06": {"the preset's Transformer": (writer, OVERFITTING_BUDGETS[run.name].batch_size, block)},
         "07": {f"width {widest.d_model}, {widest.n_blocks} blocks": (
             transformer(widest), batch * block // max(hyper.block_sizes), max(hyper.block_sizes))},
     }

@@ -32,6 +32,7 @@ WRITER_SETTINGS = {"greedy": None, "p = 0.5": 0.5, "p = 1.0": 1.0}
 SAMPLED_SETTINGS = ("p = 0.5", "p = 1.0")  # the settings whose copied spans and words the writer is judged on
 PROMPTS = {"plays": ("ROSALIND.\n", "FALSTAFF.\n", "KING HENRY.\n"),
            "tinystories": ("Once upon a time", "One day, a little", "The cat")}
+PROMPT_SEED_STRIDE = 1_000
 CURVE_TOKENS = 8_192  # the held-out slice the training curve is evaluated on; the end uses the whole work
 
 
@@ -47,14 +48,15 @@ def measure_writing(model, enc, prompts, seeds, max_new_tokens: int, words: set[
     measures = {}
     for setting, top_p in WRITER_SETTINGS.items():
         continuations, samples, tokens = [], [], []
-        for prompt in prompts:
-            for seed in seeds:
-                generation = generate_tokens(model, enc.encode_ordinary(prompt), max_new_tokens, top_p, seed=seed)
+        for index, prompt in enumerate(prompts):
+            for seed in seeds:  # each prompt draws with seeds of its own, so that no two share their random numbers
+                generation = generate_tokens(model, enc.encode_ordinary(prompt), max_new_tokens, top_p,
+                                             seed=seed + PROMPT_SEED_STRIDE * index)
                 continuations.append(enc.decode(generation.tokens))
                 samples.append(prompt + continuations[-1])
                 tokens.append(generation.tokens)
         measures[setting] = {"samples": samples,
-                             "word_share": float(np.nanmean([word_share(text, words) for text in continuations])),
+                             "word_share": word_share(" ".join(continuations), words),
                              "copied_span_share": copied_span_share(continuations),
                              "distinct_2": distinct_n(torch.tensor(tokens), 2),
                              "distinct_samples": len(set(continuations))}
@@ -71,7 +73,7 @@ def sampled_summary(writing: dict) -> dict:
 
 
 def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tinystories_path=None,
-                 seeds=range(4), max_new_tokens: int = 48, seed: int = 0,
+                 seeds=range(4), max_new_tokens: int | None = None, seed: int = 0,
                  checkpoint_dir: Path | None = None) -> dict:
     """Train the run preset's Transformer on the base corpus for run.writer_steps steps, and measure what it writes.
 
@@ -82,6 +84,7 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
     transformer_writer.pt, the model the sampling lab opens on.
     """
     plays = base_corpus == "plays"
+    max_new_tokens = max_new_tokens or run.writer_new_tokens
     corpus = build_corpus(enc, run.block_size, base_corpus=base_corpus, tinystories_stories=run.tinystories_stories,
                           tinystories_path=tinystories_path, test_fraction=0.0 if plays else 0.05, seed=seed)
     base_corpus = "plays" if corpus.train[0].name == "the plays" else base_corpus  # TinyStories out of reach
