@@ -23,6 +23,7 @@ from matplotlib.transforms import Bbox
 from .artefacts import read_artefact
 from .presets import ARTEFACTS_DIR
 from .sampling import check_sampling_args, nucleus_mask
+from .speed import COMMAND_LINE, PACKED_COMPACT, PACKED_FULL, PRESET_TRANSFORMER, REFERENCE, STARTER_WAY
 from .studies import runs_by
 
 SLIDE_SIZE = (13.333, 7.5)  # inches: 16:9, a slide's shape
@@ -203,6 +204,11 @@ def plot_kgram_real_text(artefact: dict):
                                f"({artefact['preset']} preset)", test_loss=True)
 
 
+SPEED_RUN_NAMES = {STARTER_WAY: "the starter's way", PACKED_FULL: "packed, full head",
+                   PACKED_COMPACT: "packed, compact head", PRESET_TRANSFORMER: "the cpu preset's Transformer",
+                   COMMAND_LINE: "the command line's defaults", REFERENCE: "reference recipe, same model"}
+
+
 @slide_figure
 def plot_learning_speed(artefact: dict):
     """Held-out loss against seconds of training on each held-out work, a line per way of training, from
@@ -213,7 +219,8 @@ def plot_learning_speed(artefact: dict):
     for ax, work in zip(axes.flat, works):
         for label, run in runs.items():
             seconds, losses, _ = zip(*run["curves"][work])
-            ax.plot(seconds, losses, "o-", label=f"{label} ({run['tokens_per_s']:,.0f} tokens/s)")
+            ax.plot(seconds, losses, "o-", label=f"{SPEED_RUN_NAMES.get(label, label)} "
+                                                 f"({run['tokens_per_s']:,.0f} tokens/s)")
         ax.set(xlabel="seconds of training", title=f"held out: {work}")
     axes[0, 0].set_ylabel("held-out loss (nats / token)")
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
@@ -518,7 +525,7 @@ def plot_hyperparameter_speed(artefact: dict):
 @slide_figure
 def plot_hyperparameter_shape(artefact: dict):
     """Held-out loss against block size and against depth, each from the centre, from hyperparameters.json."""
-    best, centre = artefact["results"]["best"], artefact["config"]["centre"]
+    centre = artefact["config"]["centre"]
     groups = runs_by(artefact["results"]["runs"], "learning_rate", "width", "block_size", "depth")
     fig, axes = plt.subplots(1, 2, sharey=True)
     for ax, setting, index in ((axes[0], "block_size", 2), (axes[1], "depth", 3)):
@@ -533,9 +540,8 @@ def plot_hyperparameter_shape(artefact: dict):
         ax.minorticks_off()
         ax.set(xlabel=setting.replace("_", " "))
     axes[0].set(ylabel="held-out loss (nats / token)")
-    fig.suptitle(study_title(artefact, f"Block size and depth from the centre (width {centre['width']}, learning "
-                                       f"rate {centre['learning_rate']:g}); best cell {best['width']}, "
-                                       f"{best['learning_rate']:g}"))
+    fig.suptitle(study_title(artefact, f"Block size and depth from width {centre['width']}, learning rate "
+                                       f"{centre['learning_rate']:g}"))
     return fig
 
 
