@@ -1,6 +1,9 @@
 """Shared fixtures: the bundle's root, the tokenizer, and real TinyStories text when present."""
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,3 +30,12 @@ def tinystories_dir():
     if not SHARED_TINYSTORIES.is_dir():
         pytest.skip(f"real TinyStories samples not present at {SHARED_TINYSTORIES}")
     return SHARED_TINYSTORIES
+
+
+def run_script_on_an_empty_artefacts_folder(script: str, folder: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """Run scripts/<script> with the artefacts it writes sent to `folder` (it reads the committed ones); the
+    finished process and its seconds."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / script)], capture_output=True, text=True,
+                            env={**os.environ, "PICOLLM_ARTEFACTS_DIR": str(folder)}, timeout=120)
+    return result, time.perf_counter() - started
