@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """How long a training checkpoint takes to write, at the cpu and gpu presets' model sizes.
 
-The cpu preset's Transformer with its compact head (the ids of the bundled custom corpus, plus a
-bucket) and the gpu preset's with the full 50,257-id head, each with AdamW's state after a step
-(two moments beside every weight) and a history as long as the preset's writer run: the file a
-run keeps with --checkpoint_every (picollm_helpers.resume). Each is written --writes times into
---folder, atomically and flushed to the disk, as training writes it; the median seconds and the
-file's size, with the size of the weights alone, go to artefacts/checkpoint_time.json, and the
-table is printed.
+The cpu preset's Transformer with its compact head (the ids of the base corpus, the plays, that
+the preset keeps, plus a bucket) and the gpu preset's with the full 50,257-id head, each with
+AdamW's state after a step (two moments beside every weight) and a history as long as the
+preset's writer run: the file a run keeps with --checkpoint_every (picollm_helpers.resume). Each
+is written --writes times into --folder, atomically and flushed to the disk, as training writes
+it; the median seconds and the file's size, with the size of the weights alone, go to
+artefacts/checkpoint_time.json, and the table is printed.
 
     python benchmarks/checkpoint_time.py
     python benchmarks/checkpoint_time.py --folder /content/drive/MyDrive/pico-llm   # Drive, on Colab
@@ -85,10 +85,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
         for name in PRESETS:
             run = h.RUN_PRESETS[name]
-            corpus = h.build_corpus(enc, run.block_size, base_weight=0.0, input_dir=h.CUSTOM_CORPUS)
+            corpus = h.build_corpus(enc, run.block_size)
             results[name] = measure(run, corpus, Path(folder), args.writes)
     config = {"writes": args.writes, "folder": "a temporary folder" + (f" in {args.folder}" if args.folder else ""),
-              "optimizer": "adamw", "compact_head_ids_from": h.CUSTOM_CORPUS,
+              "optimizer": "adamw", "compact_head_ids_from": "the base corpus (the plays)",
               "models": {name: {**asdict(h.RUN_PRESETS[name].transformer), "vocab": h.RUN_PRESETS[name].vocab,
                                 "history_rows": h.RUN_PRESETS[name].writer_steps} for name in PRESETS}}
     path = h.write_artefact("checkpoint_time", preset=", ".join(PRESETS), config=config, results=results,

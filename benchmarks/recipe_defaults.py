@@ -9,19 +9,45 @@ a CPU's speed and a seed each move a 60-second run's loss by a few hundredths of
 run trains for the same seconds on the bundle's base corpus and is evaluated on both held-out
 works, and every compact run also under the bucket's other prior, on the same weights (the
 prior changes no training). Writes artefacts/recipe_sweep.json and prints the table, best
-first; the README's table is made from it.
+first; the README's table is made from it. `--remeasure` measures named rows again (when something else
+ran on the machine beside them) and puts them in the artefact in place of theirs; every row records
+when it was measured.
 
     python benchmarks/recipe_defaults.py                    # 60 s each, two seeds, about 40 minutes
+    python benchmarks/recipe_defaults.py --remeasure "the defaults"
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import picollm_helpers as h
 from real_text import add_text_arguments, command_line_defaults
+
+
+def measure(args, runs: list, device, path) -> dict:
+    return h.learning_speed(args.train_files, args.heldout_files, runs, model=runs[0].transformer,
+                            enc=h.get_tokenizer(), device=device, train_seconds=args.seconds,
+                            eval_every_seconds=args.seconds, seeds=args.seeds, name="recipe_sweep", path=path)
+
+
+def remeasure(args, runs: list, device) -> dict:
+    """Measure the rows named by --remeasure again and write them into the existing artefact."""
+    labels = [run.label for run in runs]
+    unknown = [label for label in args.remeasure if label not in labels]
+    if unknown:
+        raise h.InputError(f"No row named {', '.join(map(repr, unknown))} in the sweep: --remeasure takes the "
+                           f"rows' names, which are {', '.join(map(repr, labels))}.")
+    previous = h.read_artefact(args.output or "recipe_sweep")
+    with tempfile.TemporaryDirectory() as folder:
+        fresh = measure(args, [run for run in runs if run.label in args.remeasure], device,
+                        path=Path(folder) / "recipe_sweep.json")
+    config, results = h.with_runs_measured_again(previous, fresh)
+    return h.read_artefact(h.write_artefact("recipe_sweep", preset=previous["preset"], config=config,
+                                            results=results, device=device, path=args.output))
 
 
 def main(argv=None) -> int:
@@ -32,14 +58,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="Every recipe runs once per seed.")
     parser.add_argument("--output", type=Path, default=None,
                         help="Where to write the artefact (default artefacts/recipe_sweep.json).")
+    parser.add_argument("--remeasure", nargs="+", metavar="ROW", default=None,
+                        help="Measure only these rows again, in place of theirs in the existing artefact.")
     args = parser.parse_args(argv)
     device = h.pick_device(args.device)
     try:
         runs = h.recipe_runs(command_line_defaults(args.seconds, device))
-        artefact = h.learning_speed(args.train_files, args.heldout_files, runs,
-                                    model=runs[0].transformer, enc=h.get_tokenizer(), device=device,
-                                    train_seconds=args.seconds, eval_every_seconds=args.seconds, seeds=args.seeds,
-                                    name="recipe_sweep", path=args.output)
+        if args.remeasure:
+            artefact = remeasure(args, runs, device)
+        else:
+            artefact = measure(args, runs, device, path=args.output)
     except h.InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ from .artefacts import artefact_path, git_commit, read_artefact
 from .plots import FIGURES, SLIDE_SIZE, draw_figure
 from .presets import ARTEFACTS_DIR, InputError
 from .studies import lesson_line
-from .speed import learning_speed_summary, loss_at
+from .speed import learning_speed_summary, mean_loss_at
 
 SLIDES_FILE = "slides.pdf"
 WRITER_ARTEFACT = "writer"
@@ -101,9 +101,10 @@ def kgram_real_text_numbers(artefact: dict) -> list[str]:
 def learning_speed_numbers(artefact: dict) -> list[str]:
     runs = artefact["results"]["runs"]
     seconds = artefact["config"]["train_seconds"]
-    best = min(runs, key=lambda label: loss_at(runs[label]["curve"], seconds))
+    best = min(runs, key=lambda label: mean_loss_at(runs[label], seconds))
     return [learning_speed_summary(artefact),
-            f"Lowest held-out loss at {seconds:g} s: {best}, {loss_at(runs[best]['curve'], seconds):.2f} nats / token"]
+            f"Lowest held-out loss at {seconds:g} s, averaged over the held-out works: {best}, "
+            f"{mean_loss_at(runs[best], seconds):.2f} nats / token"]
 
 
 def step_breakdown_numbers(artefact: dict) -> list[str]:
@@ -369,8 +370,9 @@ def writer_page(artefact: dict) -> Figure:
     width, height = page.get_size_inches()
     config, writing = artefact["config"], artefact["results"]["writing"]
     top = headline(page, "What the writer writes, greedy and at several p",
-                   f"{config['steps']} steps on {config['data']}, continuing {config['prompt']!r} with "
-                   f"{len(config['seeds'])} seeds · {artefact_note(WRITER_ARTEFACT, artefact)}")
+                   f"{config['steps']} steps on {config['data']}, continuing "
+                   f"{', '.join(map(repr, config['prompts']))} with {len(config['seeds'])} seeds each · "
+                   f"{artefact_note(WRITER_ARTEFACT, artefact)}")
     gap = 0.35
     column_in = (width - 2 * MARGIN_IN - gap * (len(writing) - 1)) / len(writing)
     lefts = [MARGIN_IN + index * (column_in + gap) for index in range(len(writing))]

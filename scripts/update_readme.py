@@ -109,8 +109,27 @@ def recipe_section() -> str:
         return "Not yet measured: run `python benchmarks/recipe_defaults.py`."
     table = h.recipe_table(run)
     table["tokens/s"] = table["tokens/s"].map("{:,.0f}".format)
-    return "\n\n".join([markdown_table(table, ",.3f"),
+    effect = h.prior_effect(run["results"]["runs"]["the defaults"])
+    prior = ("The bucket's prior, on the defaults' own weights: the plays' counts end "
+             + " and ".join(f"{gain:.3f} nats lower than the uniform bucket on {work}" for work, gain in effect.items())
+             + ".")
+    beaten = [h.lesson_line(lesson) for lesson in h.recipe_lessons(run) if lesson["holds"]]
+    verdict = ("Changes that beat the defaults beyond twice their seed-to-seed noise, not yet the defaults:\n\n"
+               + "\n".join(f"- {line}" for line in beaten)) if beaten else \
+        "No change beats the defaults beyond twice its seed-to-seed noise."
+    return "\n\n".join([markdown_table(table, ",.3f"), verdict, prior, *remeasured_rows(run),
                          stamp(run, "python benchmarks/recipe_defaults.py")])
+
+
+def remeasured_rows(run: dict) -> list[str]:
+    """A line naming the sweep's rows measured again after the rest, and when."""
+    measured = run["results"].get("measured", {})
+    if not measured:
+        return []
+    first = min(when["created"] for when in measured.values())
+    again = {label: when for label, when in measured.items() if when["created"] != first}
+    return [f"Measured again (`--remeasure`), alone on the machine: {label}, on {when['created'][:10]} at commit "
+            f"{when['git_commit']}." for label, when in again.items()]
 
 
 def lessons_section() -> str:
