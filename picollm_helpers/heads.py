@@ -58,11 +58,9 @@ def bucket_log_shares(prior: str, kept: torch.Tensor, vocab_size: int) -> torch.
     if prior not in BUCKET_PRIORS:
         raise ValueError(f"bucket={prior!r}: choose one of {', '.join(BUCKET_PRIORS)}.")
     weights = (torch.ones(vocab_size, dtype=torch.float64) if prior == "uniform" else
-               torch.from_numpy(plays_token_counts()[:vocab_size] + PRIOR_SMOOTHING).double())
-    weights[kept] = 0.0
-    shares = (weights / weights.sum()).log()
-    shares[kept] = 0.0
-    return shares.float()
+               torch.tensor(plays_token_counts()[:vocab_size] + PRIOR_SMOOTHING, dtype=torch.float64))
+    weights = weights.index_fill(0, kept, 0.0)
+    return (weights / weights.sum()).log().index_fill(0, kept, 0.0).float()
 
 
 class Vocabulary(nn.Module):

@@ -323,6 +323,7 @@ def plot_sampling_diversity(artefact: dict):
             ax.plot(runs["setting"], runs[column], "o-", label=name)
     for ax, title in zip(axes.flat, DIVERSITY_PANELS.values()):
         ax.set_title(title, fontsize=plt.rcParams["axes.labelsize"])
+        ax.margins(x=0.12)  # the first setting's name clear of the y axis's lowest tick label
     for ax in axes[-1]:
         ax.set_xlabel("sampling")
     axes.flat[-1].set_yscale("log")

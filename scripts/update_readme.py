@@ -128,7 +128,7 @@ def remeasured_rows(run: dict) -> list[str]:
         return []
     first = min(when["created"] for when in measured.values())
     again = {label: when for label, when in measured.items() if when["created"] != first}
-    return [f"Measured again (`--remeasure`), alone on the machine: {label}, on {when['created'][:10]} at commit "
+    return [f"Measured again (`--remeasure`): {label}, on {when['created'][:10]} at commit "
             f"{when['git_commit']}." for label, when in again.items()]
 
 

@@ -252,7 +252,7 @@ def test_a_checkpoint_in_the_earlier_format_still_loads_its_weights(tmp_path):
     """Before training checkpoints, a checkpoint held the model alone: load_checkpoint still rebuilds it, and
     resuming from it says why it cannot."""
     model = h.TransformerModel(d_model=16, n_heads=2, n_blocks=1, d_ff=32, max_seq_len=16,
-                               vocab_ids=list(range(100)))
+                               vocab_ids=list(range(100)), bucket="uniform")  # the only bucket there was
     path = tmp_path / "old.pt"
     torch.save({"family": "transformer", "config": model.config, "vocab_ids": model.vocabulary.ids(),
                 "tokenizer": "gpt2", "state_dict": model.state_dict(),
