@@ -275,12 +275,17 @@ class StepLoss(torch.nn.Module):
 
 def training_loss(model: torch.nn.Module, fused: bool, compile: bool) -> torch.nn.Module:
     """The module that computes the training loss: the model's, shared among processes by DDP in a
-    data-parallel run, compiled with torch.compile when asked."""
+    data-parallel run, compiled with torch.compile when asked. Each run compiles afresh, as in a new
+    process: the compiled code of earlier runs would otherwise count against torch's limit of
+    recompilations, past which it runs uncompiled without a word."""
     loss = StepLoss(model, fused)
     if process_count() > 1:
         device = model_device(model)
         loss = DistributedDataParallel(loss, device_ids=[device.index] if device.type == "cuda" else None)
-    return torch.compile(loss) if compile else loss
+    if not compile:
+        return loss
+    torch.compiler.reset()
+    return torch.compile(loss)
 
 
 def micro_batches(tokens: torch.Tensor, mask: torch.Tensor | None, grad_accum_steps: int):
