@@ -148,7 +148,7 @@ corpus = h.build_corpus(enc, 32, packing=False, base_weight=0.0, input_files=["3
 comparison = h.kgram_design_comparison(
     corpus, enc.n_vocab, preset=run.name, device=device, **{k: v for k, v in shared.items() if k != "vocab_size"},
     recipe=h.STARTER_RECIPE, batch_size=BATCH_SIZE, steps=STEPS, seed=SEED, timing_batches=run.timing_batches,
-    data="3seqs.txt")
+    timing_batch_size=run.timing_batch_size, data="3seqs.txt")
 h.kgram_comparison_table(comparison)
 
 # %% [markdown]

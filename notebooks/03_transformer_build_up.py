@@ -145,13 +145,17 @@ for name in ["minGPT", "GPT-oss"]:
 # ## 5. Blocks, the model, and the four presets
 # A pre-norm block is x + attention(norm(x)), then x + feed_forward(norm(x)). The model embeds
 # tokens, runs the blocks, normalizes, and projects to 50,257 logits (tied to the embedding in
-# minGPT and GPT-2). Full-size presets, and the sizes this run trains:
+# minGPT and GPT-2). Full-size presets, and the sizes this run trains. The full-size models are
+# built on PyTorch's `meta` device, which keeps every tensor's shape and no numbers: counting
+# Llama3-lite's parameters that way allocates nothing and takes no time.
 
 # %%
+with torch.device("meta"):
+    full_size = {name: h.TransformerModel(config) for name, config in h.TRANSFORMER_PRESETS.items()}
 presets = pd.DataFrame({name: {**{field: getattr(config, field) for field in
                                   ["d_model", "n_heads", "kv_heads", "n_blocks", "d_ff", "norm", "positions", "ffn",
                                    "tie_weights"]},
-                               "parameters (full)": h.count_parameters(h.TransformerModel(config)),
+                               "parameters (full)": h.count_parameters(full_size[name]),
                                "d_model here": h.transformer_config(name, run.transformer_scale).d_model,
                                "blocks here": h.transformer_config(name, run.transformer_scale).n_blocks}
                         for name, config in h.TRANSFORMER_PRESETS.items()}).T

@@ -140,6 +140,9 @@ class RunPreset:
     embed_size: int  # k-gram and LSTM width
     transformer_scale: dict = field(default_factory=dict)  # {"width_divisor", "max_blocks"}, or {} for full size
     timing_batches: int = 3  # batches timed for the slow reference loops
+    # windows in each timed batch (None: the comparison's own batch). The starter's loop visits one window at a
+    # time, so its tokens/s do not depend on it; fewer windows only take less time.
+    timing_batch_size: int | None = None
     vocab: str = "corpus"  # the models' head: "corpus" (compact) or "gpt2" (all 50,257 ids)
     min_count: int | str = "auto"  # with a compact head, how often an id must occur in the training text
     transformer: TransformerConfig = field(default_factory=TransformerConfig)  # the preset's own Transformer
@@ -156,6 +159,7 @@ RUN_PRESETS = {
         eval_every=3, embed_size=32,
         transformer_scale={"width_divisor": 8, "max_blocks": 1},
         timing_batches=1,
+        timing_batch_size=8,
         transformer=TransformerConfig(d_model=32, n_heads=2, n_blocks=1, d_ff=128, norm="layernorm", max_seq_len=64),
         writer_steps=20,
         writer_new_tokens=16,

@@ -1,5 +1,7 @@
 """The command line: the course notes' sanity check, real text with a time budget, and a clear error for every bad flag."""
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -9,22 +11,46 @@ import time
 
 import pytest
 
+import picollm_helpers as h
 from conftest import ROOT, SHARED_REAL_TEXT
+from picollm_helpers import cli
 
 SANITY_CHECK = ["--tinystories_weight", "0.0", "--input_files", "3seqs.txt", "--block_size", "32",
                 "--max_steps_per_epoch", "1", "--kgram_k", "2", "--embed_size", "64", "--device_id", "cpu"]
 
 
-def pico_llm(*args, cwd=ROOT, timeout=120, env_extra=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+def pico_llm(*args, cwd=ROOT, timeout=120):
+    """pico-llm.py in a new Python, as a user types it (OMP_NUM_THREADS=1, as the course notes run it)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, str(ROOT / "pico-llm.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_sanity_check_command_prints_the_notes_losses_offline_in_under_15_seconds():
+def pico_llm_here(*args, artefacts=None, monkeypatch=None):
+    """The same command line run in this process, through the main() that pico-llm.py calls: what it prints
+    and its exit status, without the seconds a new Python spends importing torch. `artefacts`: the folder
+    its artefacts go to (in place of $PICOLLM_ARTEFACTS_DIR, which a process reads once)."""
+    if artefacts is not None:
+        monkeypatch.setattr(h.artefacts, "ARTEFACTS_DIR", artefacts)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            status = cli.main(list(args))
+        except SystemExit as exit_:  # --help, and argparse's own errors
+            status = exit_.code
+    return subprocess.CompletedProcess(["pico-llm.py", *args], status, stdout.getvalue(), stderr.getvalue())
+
+
+@pytest.fixture(scope="module")
+def sanity_check():
+    """The course notes' sanity check as a user runs it, and its seconds."""
     started = time.perf_counter()
     result = pico_llm(*SANITY_CHECK)
-    seconds = time.perf_counter() - started
+    return result, time.perf_counter() - started
+
+
+def test_sanity_check_command_prints_the_notes_losses_offline_in_under_15_seconds(sanity_check):
+    result, seconds = sanity_check
     assert result.returncode == 0, result.stderr
     assert seconds < 15
     lstm = result.stdout.split("== lstm")[1]
@@ -35,19 +61,15 @@ def test_sanity_check_command_prints_the_notes_losses_offline_in_under_15_second
     assert "Traceback" not in result.stderr
 
 
-def test_sanity_check_is_reproducible():
-    first, second = pico_llm(*SANITY_CHECK, "--models", "lstm"), pico_llm(*SANITY_CHECK, "--models", "lstm")
+def test_sanity_check_is_reproducible_in_a_new_process_from_another_folder(sanity_check, tmp_path):
+    first, second = sanity_check[0], pico_llm(*SANITY_CHECK, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
     strip_speed = lambda out: re.sub(r".*tokens/s.*\n", "", out)  # noqa: E731
     assert strip_speed(first.stdout) == strip_speed(second.stdout)
 
 
-def test_runs_from_another_folder(tmp_path):
-    result = pico_llm(*SANITY_CHECK, "--models", "lstm", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-
-
 def test_cuda_request_falls_back_to_cpu_with_one_note():
-    result = pico_llm(*[a if a != "cpu" else "cuda:0" for a in SANITY_CHECK], "--models", "lstm")
+    result = pico_llm_here(*[a if a != "cpu" else "cuda:0" for a in SANITY_CHECK], "--models", "lstm")
     assert result.returncode == 0
     if "CUDA is not available" not in result.stdout:
         pytest.skip("this machine has CUDA")
@@ -82,10 +104,10 @@ BAD_FLAGS = [
 
 
 @pytest.mark.parametrize("args, message", BAD_FLAGS, ids=[message for _, message in BAD_FLAGS])
-def test_every_bad_flag_gives_one_clear_line_and_writes_nothing(args, message, tmp_path):
+def test_every_bad_flag_gives_one_clear_line_and_writes_nothing(args, message, tmp_path, monkeypatch):
     outputs = ["--save_checkpoint", str(tmp_path / "run.pt"), "--metrics_json", str(tmp_path / "run.json")]
-    result = pico_llm("--tinystories_weight", "0", *args, "--device_id", "cpu", "--models", "lstm", *outputs,
-                      env_extra={"PICOLLM_ARTEFACTS_DIR": str(tmp_path / "artefacts")})
+    result = pico_llm_here("--tinystories_weight", "0", *args, "--device_id", "cpu", "--models", "lstm", *outputs,
+                           artefacts=tmp_path / "artefacts", monkeypatch=monkeypatch)
     assert result.returncode == 2, result.stdout
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -94,7 +116,7 @@ def test_every_bad_flag_gives_one_clear_line_and_writes_nothing(args, message, t
 
 
 def test_help_explains_every_flag():
-    result = pico_llm("--help")
+    result = pico_llm_here("--help")
     assert result.returncode == 0
     flags = set(re.findall(r"(--\w+)", result.stdout))
     for flag in ["--input_files", "--tinystories_weight", "--max_steps_per_epoch", "--num_inner_mlp_layers",
@@ -105,45 +127,46 @@ def test_help_explains_every_flag():
         assert flag in flags, flag
 
 
-def test_kgram_variant_compare_writes_the_comparison(tmp_path):
-    result = pico_llm("--tinystories_weight", "0.0", "--input_files", "3seqs.txt", "--block_size", "16",
-                      "--kgram_k", "2", "--embed_size", "16", "--batch_size", "2", "--device_id", "cpu",
-                      "--models", "kgram", "--kgram_variant", "compare", "--num_epochs", "1",
-                      "--max_steps_per_epoch", "3", env_extra={"PICOLLM_ARTEFACTS_DIR": str(tmp_path)})
+def test_kgram_variant_compare_writes_the_comparison(tmp_path, monkeypatch):
+    result = pico_llm_here("--tinystories_weight", "0.0", "--input_files", "3seqs.txt", "--block_size", "16",
+                           "--kgram_k", "2", "--embed_size", "16", "--batch_size", "2", "--device_id", "cpu",
+                           "--models", "kgram", "--kgram_variant", "compare", "--num_epochs", "1",
+                           "--max_steps_per_epoch", "3", artefacts=tmp_path, monkeypatch=monkeypatch)
     assert result.returncode == 0, result.stderr
     assert "starter's loop" in result.stdout and (tmp_path / "kgram_comparison.json").is_file()
 
 
-def test_collect_transformer_metrics_writes_every_preset(tmp_path):
-    result = pico_llm("--tinystories_weight", "0.0", "--input_files", "3seqs.txt", "--block_size", "16",
-                      "--batch_size", "2", "--device_id", "cpu", "--collect_transformer_metrics", "--preset", "quick",
-                      "--vocab", "corpus",
-                      "--num_epochs", "1", "--max_steps_per_epoch", "2", env_extra={"PICOLLM_ARTEFACTS_DIR": str(tmp_path)})
+def test_collect_transformer_metrics_writes_every_preset(tmp_path, monkeypatch):
+    result = pico_llm_here("--tinystories_weight", "0.0", "--input_files", "3seqs.txt", "--block_size", "16",
+                           "--batch_size", "2", "--device_id", "cpu", "--collect_transformer_metrics",
+                           "--preset", "quick", "--vocab", "corpus", "--num_epochs", "1", "--max_steps_per_epoch", "2",
+                           artefacts=tmp_path, monkeypatch=monkeypatch)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "transformer_metrics.json").read_text())
     assert set(metrics["results"]["cache"]) == {"minGPT", "GPT2-small", "GPT-oss", "Llama3-lite"}
     assert all(cache["same_tokens"] for cache in metrics["results"]["cache"].values())
 
 
-def test_custom_sweep_log_writes_the_sweep_where_asked(tmp_path):
+def test_custom_sweep_log_writes_the_sweep_where_asked(tmp_path, monkeypatch):
     log = tmp_path / "sweep.json"
-    result = pico_llm("--input_dir", "data/custom_corpus", "--tinystories_weight", "0.0", "--preset", "quick",
-                      "--device_id", "cpu", "--custom_sweep_log", str(log),
-                      env_extra={"PICOLLM_ARTEFACTS_DIR": str(tmp_path)})
+    result = pico_llm_here("--input_dir", "data/custom_corpus", "--tinystories_weight", "0.0", "--preset", "quick",
+                           "--device_id", "cpu", "--custom_sweep_log", str(log),
+                           artefacts=tmp_path, monkeypatch=monkeypatch)
     assert result.returncode == 0, result.stderr
     runs = json.loads(log.read_text())["results"]["runs"]
     assert {run["config"]["sequences"] for run in runs} == {3, 63, 123, 185}
 
 
 @pytest.mark.skipif(not SHARED_REAL_TEXT.is_dir(), reason=f"real text not present at {SHARED_REAL_TEXT}")
-def test_real_text_with_a_time_budget_checkpoint_and_metrics(tmp_path):
+def test_real_text_with_a_time_budget_checkpoint_and_metrics(tmp_path, monkeypatch):
     """The issue's command, from another folder, with the files anywhere, on a few seconds' budget."""
-    result = pico_llm("--input_files", str(SHARED_REAL_TEXT / "comedies_train.txt"),
-                      "--eval_files", str(SHARED_REAL_TEXT / "winters_tale_heldout.txt"), "--tinystories_weight", "0",
-                      "--models", "transformer", "--transformer_variant", "minGPT", "--d_model", "128",
-                      "--n_blocks", "4", "--n_heads", "4", "--block_size", "64", "--train_seconds", "4",
-                      "--device_id", "cpu", "--save_checkpoint", "run.pt", "--metrics_json", "run.json",
-                      cwd=tmp_path, timeout=300)
+    monkeypatch.chdir(tmp_path)
+    result = pico_llm_here("--input_files", str(SHARED_REAL_TEXT / "comedies_train.txt"),
+                           "--eval_files", str(SHARED_REAL_TEXT / "winters_tale_heldout.txt"),
+                           "--tinystories_weight", "0",
+                           "--models", "transformer", "--transformer_variant", "minGPT", "--d_model", "128",
+                           "--n_blocks", "4", "--n_heads", "4", "--block_size", "64", "--train_seconds", "4",
+                           "--device_id", "cpu", "--save_checkpoint", "run.pt", "--metrics_json", "run.json")
     assert result.returncode == 0, result.stderr
     heldout = float(re.search(r"held-out loss: (\d+\.\d+) nats/token", result.stdout).group(1))
     assert 4.0 < heldout < 10.9
@@ -153,16 +176,14 @@ def test_real_text_with_a_time_budget_checkpoint_and_metrics(tmp_path):
         assert key in metrics, key
     assert metrics["heldout_loss"] == pytest.approx(heldout, abs=1e-4)
     assert 4.0 <= metrics["train_seconds"] < 8.0 and metrics["config"]["packing"] is True
-    import picollm_helpers as h
-
     model = h.load_checkpoint(tmp_path / "run.pt")
     assert model.settings.d_model == 128 and model.settings.n_blocks == 4
 
 
 def test_compact_vocabulary_from_the_command_line(tmp_path):
-    result = pico_llm("--input_dir", "data/custom_corpus", "--tinystories_weight", "0", "--models", "lstm",
-                      "--embed_size", "32", "--block_size", "32", "--max_steps", "3", "--vocab", "corpus",
-                      "--test_fraction", "0.2", "--device_id", "cpu", "--metrics_json", str(tmp_path / "m.json"))
+    result = pico_llm_here("--input_dir", "data/custom_corpus", "--tinystories_weight", "0", "--models", "lstm",
+                           "--embed_size", "32", "--block_size", "32", "--max_steps", "3", "--vocab", "corpus",
+                           "--test_fraction", "0.2", "--device_id", "cpu", "--metrics_json", str(tmp_path / "m.json"))
     assert result.returncode == 0, result.stderr
     assert "vocabulary corpus (" in result.stdout
     assert json.loads((tmp_path / "m.json").read_text())["heldout_loss"] > 0
@@ -171,9 +192,9 @@ def test_compact_vocabulary_from_the_command_line(tmp_path):
 def test_out_of_the_box_a_packed_run_trains_on_the_plays_and_reports_the_standard_heldout_work(tmp_path):
     """No data flags: the base corpus (the plays); on the CPU a compact head (min_count auto) and batches of 8; the
     held-out loss on The Winter's Tale, in nats per token and bits per character, in the metrics too."""
-    result = pico_llm("--models", "transformer", "--transformer_variant", "minGPT", "--d_model", "32", "--n_heads",
-                      "2", "--n_blocks", "1", "--block_size", "32", "--max_steps", "3", "--device_id", "cpu",
-                      "--metrics_json", str(tmp_path / "run.json"))
+    result = pico_llm_here("--models", "transformer", "--transformer_variant", "minGPT", "--d_model", "32", "--n_heads",
+                           "2", "--n_blocks", "1", "--block_size", "32", "--max_steps", "3", "--device_id", "cpu",
+                           "--metrics_json", str(tmp_path / "run.json"))
     assert result.returncode == 0, result.stderr
     held = re.search(r"held-out loss: (\d+\.\d+) nats/token, (\d+\.\d+) bits/character \(.*winters_tale\.txt",
                      result.stdout)

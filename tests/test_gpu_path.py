@@ -14,6 +14,7 @@ import torch
 
 import picollm_helpers as h
 from conftest import ROOT
+from picollm_helpers import cli
 
 TINY = dict(d_model=32, n_heads=2, n_blocks=2, d_ff=64, max_seq_len=32)
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
@@ -234,9 +235,10 @@ def test_a_compile_that_fails_falls_back_with_one_note(corpus, monkeypatch, caps
     assert capsys.readouterr().err.count("--compile failed") == 1
 
 
-def test_precision_on_the_command_line_is_checked_before_any_work(tmp_path):
-    result = run([sys.executable, str(ROOT / "pico-llm.py"), *pico_llm_args(tmp_path, "fp16"), "--precision", "fp16"])
-    assert result.returncode == 2 and "--precision fp16 needs a CUDA GPU" in result.stderr
-    bf16 = run([sys.executable, str(ROOT / "pico-llm.py"), *pico_llm_args(tmp_path, "bf16"), "--precision", "bf16"])
-    assert bf16.returncode == 0, bf16.stderr
+def test_precision_on_the_command_line_is_checked_before_any_work(tmp_path, capsys):
+    """The command line's main, in this process: its return value is pico-llm.py's exit status."""
+    assert cli.main([*pico_llm_args(tmp_path, "fp16"), "--precision", "fp16"]) == 2
+    assert "--precision fp16 needs a CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "fp16.pt").exists()
+    assert cli.main([*pico_llm_args(tmp_path, "bf16"), "--precision", "bf16"]) == 0, capsys.readouterr().err
     assert h.load_checkpoint(tmp_path / "bf16.pt").checkpoint_metadata["precision"] == "bf16"

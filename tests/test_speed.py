@@ -3,8 +3,6 @@ artefacts' floors, the step breakdown, and a Transformer on the cpu preset that 
 
 import importlib.util
 import json
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
@@ -48,11 +46,17 @@ def test_the_benchmark_measures_every_way_on_the_same_heldout_windows(tmp_path, 
     assert set(h.learning_speed_floors(artefact)) >= {"packed_floor_met", "compact_floor_met", "defaults_floor_met"}
 
 
-def test_a_missing_benchmark_file_is_one_clear_error(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "learning_speed.py"), "--train_files",
-                             str(tmp_path / "missing.txt"), "--heldout_files", str(tmp_path / "also.txt")],
-                            capture_output=True, text=True)
-    assert result.returncode == 2 and "missing.txt not found" in result.stderr and "Traceback" not in result.stderr
+def benchmark_main(script: str, monkeypatch):
+    """A benchmark's main(), run in this process (as `python benchmarks/<script>.py` runs it)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    return importlib.import_module(script).main
+
+
+def test_a_missing_benchmark_file_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    status = benchmark_main("learning_speed", monkeypatch)(["--train_files", str(tmp_path / "missing.txt"),
+                                                            "--heldout_files", str(tmp_path / "also.txt")])
+    stderr = capsys.readouterr().err
+    assert status == 2 and "missing.txt not found" in stderr and "Traceback" not in stderr
 
 
 def test_the_committed_learning_speed_artefact_meets_the_floors():
@@ -96,10 +100,11 @@ def test_rows_measured_again_replace_theirs_and_keep_when_each_was_measured():
         h.with_runs_measured_again(previous, sweep_artefact("2026-01-02", "bbbbbbb", ["batch 16"], seconds=30.0))
 
 
-def test_remeasuring_a_row_the_sweep_does_not_have_is_one_clear_error(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recipe_defaults.py"), "--remeasure", "bogus",
-                             "--output", str(tmp_path / "sweep.json")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "No row named 'bogus'" in result.stderr and "Traceback" not in result.stderr
+def test_remeasuring_a_row_the_sweep_does_not_have_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    status = benchmark_main("recipe_defaults", monkeypatch)(["--remeasure", "bogus", "--output",
+                                                             str(tmp_path / "sweep.json")])
+    stderr = capsys.readouterr().err
+    assert status == 2 and "No row named 'bogus'" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "sweep.json").exists()
 
 

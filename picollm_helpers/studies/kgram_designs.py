@@ -74,15 +74,16 @@ def time_starter_loop_as_the_starter_runs(model: KGramMLPSeqModel, batches: list
 
 def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: int = 2, embed_size: int = 64,
                             num_inner_layers: int = 2, recipe: Recipe = STARTER_RECIPE, batch_size: int = 32,
-                            steps: int = 20, seed: int = 0, timing_batches: int = 3, chunk_sizes=(1024, 8),
-                            data: str = "") -> dict:
+                            steps: int = 20, seed: int = 0, timing_batches: int = 3,
+                            timing_batch_size: int | None = None, chunk_sizes=(1024, 8), data: str = "") -> dict:
     """Train the three k-gram designs alike and time the starter's loop against them.
 
     Every design gets the same recipe, seed and batches, through the training step users get
     (train_model). The onehot design is also timed at each of `chunk_sizes` after the first
     (positions processed at once). The starter's loop trains the onehot design from the same
-    initial weights on `timing_batches` batches, twice: as the starter runs (a process of its
-    own, glibc's default allocator; the speed-ups are over this one) and in this process.
+    initial weights on `timing_batches` batches (of `timing_batch_size` windows, else batch_size),
+    twice: as the starter runs (a process of its own, glibc's default allocator; the speed-ups are
+    over this one) and in this process.
     Writes artefacts/kgram_comparison.json and returns it.
     """
     shared = dict(vocab_size=vocab_size, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers)
@@ -98,14 +99,15 @@ def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: 
         histories.append(history)
     seed_everything(seed)
     loop_model = build_model("kgram", **shared, variant="onehot")
-    batches = starter_loop_batches(corpus, batches=timing_batches, batch_size=batch_size, seed=seed)
+    timing_batch_size = timing_batch_size or batch_size
+    batches = starter_loop_batches(corpus, batches=timing_batches, batch_size=timing_batch_size, seed=seed)
     loop = time_starter_loop_as_the_starter_runs(loop_model, batches, recipe)
     loop_here = time_starter_loop(loop_model, batches, recipe)
     for row in designs.values():
         row["speedup_over_loop"] = row["tokens_per_s"] / loop["tokens_per_s"]
         row["speedup_over_loop_in_this_process"] = row["tokens_per_s"] / loop_here["tokens_per_s"]
     config = {**shared, "recipe": asdict(recipe), "batch_size": batch_size, "steps": steps, "seed": seed,
-              "timing_batches": timing_batches, "chunk_sizes": list(chunk_sizes), "data": data,
+              "timing_batches": timing_batches, "timing_batch_size": timing_batch_size, "chunk_sizes": list(chunk_sizes), "data": data,
               **corpus_size(corpus), "loop_device": "cpu",
               "starter_loop": "its own process, glibc's default allocator, as the starter runs",
               "starter_loop_in_this_process": "this process, with the bundle's allocator setting"}
