@@ -51,7 +51,7 @@ SEED = 0
 PROMPT = "ROSALIND.\n"
 CHECKPOINT_DIR = None  # None: artefacts/checkpoints; on Colab, the folder notebooks 01 to 03 saved their models in
 TOP_PS = [None, 0.5, 0.8, 0.95, 1.0]
-NUM_SAMPLES = None  # None: 4 on the quick preset, else 8
+NUM_SAMPLES = None  # None: 2 on the quick preset, else 8
 
 # %% [markdown]
 # Imports, the run preset and the device.
@@ -66,7 +66,7 @@ import picollm_helpers as h
 run = h.get_run_preset(PRESET)
 device = h.pick_device()
 enc = h.get_tokenizer()
-num_samples = NUM_SAMPLES or (4 if run.name == "quick" else 8)
+num_samples = NUM_SAMPLES or (2 if run.name == "quick" else 8)
 checkpoint_dir = CHECKPOINT_DIR or h.CHECKPOINTS_DIR
 print(f"preset {run.name}, device {h.describe_device(device)}")
 

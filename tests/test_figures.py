@@ -33,22 +33,16 @@ def committed_artefact(figure_name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", list(h.FIGURES))
-def test_each_figure_is_slide_shaped_with_readable_text(name):
+def test_each_figure_is_slide_shaped_with_readable_text_that_fits(name):
+    """16:9, text at 14 pt or more, and from the renderer's text extents: no text leaves the canvas, and no two
+    texts overlap (a legend counts as one text, its frame; tick labels of one axis may crowd each other)."""
     figure = h.draw_figure(name, committed_artefact(name))
     width, height = figure.get_size_inches()
-    assert width / height == pytest.approx(16 / 9, rel=0.01)
     texts = [text for text in figure.findobj(matplotlib.text.Text) if text.get_text().strip() and text.get_visible()]
-    assert texts and min(text.get_fontsize() for text in texts) >= 14
-    plt.close(figure)
-
-
-@pytest.mark.parametrize("name", list(h.FIGURES))
-def test_every_text_of_each_figure_fits(name):
-    """From the renderer's text extents: no text leaves the canvas, and no two texts overlap (a legend counts as
-    one text, its frame; tick labels of one axis may crowd each other)."""
-    figure = h.draw_figure(name, committed_artefact(name))
     problems = h.text_fit_problems(figure)
     plt.close(figure)
+    assert width / height == pytest.approx(16 / 9, rel=0.01)
+    assert texts and min(text.get_fontsize() for text in texts) >= 14
     assert not problems, f"{name} ({h.FIGURES[name][1].__name__} in picollm_helpers/plots.py):\n  " + \
         "\n  ".join(problems)
 
