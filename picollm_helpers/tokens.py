@@ -29,10 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from .sources import TextSource
-from .tokenizer import TOKENIZER_NAME
+from .tokenizer import TOKENIZER_NAME, token_cache_dir
 
 END_OF_TEXT = 50256
-CACHE_ENV_VAR = "PICOLLM_CACHE_DIR"
 CACHE_FORMAT = "whole-documents-1"  # in every cache key: a new way of making ids never reads old ones
 ASCII_WHITESPACE = np.frombuffer(b" \t\n\r\x0b\x0c", dtype=np.uint8)
 
@@ -59,11 +58,6 @@ class TokenizedSource:
         if chosen.all():
             return self.ids
         return np.asarray(self.ids[np.repeat(chosen, self.lengths())])
-
-
-def token_cache_dir() -> Path:
-    """Where tokenized texts are kept: $PICOLLM_CACHE_DIR, else ~/.cache/pico-llm/tokens."""
-    return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "pico-llm" / "tokens")
 
 
 def cache_key(source: TextSource) -> str:

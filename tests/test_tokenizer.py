@@ -53,3 +53,19 @@ def test_tampered_file_is_refused(tmp_path):
 
 def test_get_tokenizer_is_cached():
     assert h.get_tokenizer() is h.get_tokenizer()
+
+
+def test_the_converted_merge_ranks_are_kept_and_a_damaged_copy_is_made_again(tmp_path, monkeypatch):
+    """The first process converts GPT-2's two files and keeps the ranks; later ones read them, and read
+    exactly what the conversion gives; a kept file that is not whole is converted and written again."""
+    monkeypatch.setenv(tok.CACHE_ENV_VAR, str(tmp_path))
+    files = tok.bundled_gpt2_files()
+    converted = tok.data_gym_to_mergeable_bpe_ranks(vocab_bpe_file=files["vocab.bpe"],
+                                                    encoder_json_file=files["encoder.json"])
+    assert tok.gpt2_merge_ranks(files) == converted
+    kept = tok.kept_ranks_path()
+    assert kept.parent == tmp_path and tok.read_kept_ranks(kept) == converted
+    kept.write_bytes(kept.read_bytes()[:100_000])
+    assert tok.read_kept_ranks(kept) is None
+    assert tok.gpt2_merge_ranks(files) == converted and tok.read_kept_ranks(kept) == converted
+    assert [path.name for path in tmp_path.iterdir()] == [kept.name], "no staging file left behind"
