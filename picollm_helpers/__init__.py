@@ -16,8 +16,12 @@ Its sections, top to bottom (each uses only what stands above it):
                 artefact and lessons, and what they share (studies/); learning speed and
                 where a step's compute goes (speed)
   9. plots      figures from histories and artefacts (plots), the slides made of them (slides);
-                the sampling lab (lab)
+                the sampling lab (lab). Loaded on first use (`h.draw_figure`, say): matplotlib and
+                the widgets take a second to import, which the command line, and every process
+                it starts, need not spend.
 """
+
+import importlib
 
 from .presets import *  # noqa: F401,F403
 from .device import *  # noqa: F401,F403
@@ -35,8 +39,33 @@ from .parallel import *  # noqa: F401,F403
 from .artefacts import *  # noqa: F401,F403
 from .studies import *  # noqa: F401,F403
 from .speed import *  # noqa: F401,F403
-from .plots import *  # noqa: F401,F403
-from .slides import *  # noqa: F401,F403
-from .lab import *  # noqa: F401,F403
 
 keep_freed_memory_for_reuse()  # noqa: F405  (see its docstring: faster CPU training steps)
+
+_DRAWING_SECTIONS = ("plots", "slides", "lab")
+
+
+def _public_names(module) -> list[str]:
+    return [name for name in vars(module) if not name.startswith("_")]
+
+
+def _load_drawing_sections() -> None:
+    """Import section 9 and put its names beside the others, as `from .plots import *` would."""
+    for section in _DRAWING_SECTIONS:
+        module = importlib.import_module(f".{section}", __name__)
+        globals().update({name: getattr(module, name) for name in _public_names(module) if name not in globals()})
+
+
+def __getattr__(name: str):
+    """A name not found among sections 1 to 8: section 9's, loaded now."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    _load_drawing_sections()
+    if name in globals():
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    _load_drawing_sections()
+    return sorted(globals())
