@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
 """The learning-speed benchmark: held-out loss against seconds of training, on real text.
 
-Six ways of training, each for the same seconds on the bundle's base corpus (25 plays), each
+Seven ways of training, each for the same seconds on the bundle's base corpus (25 plays), each
 evaluated every --eval_every_seconds on the two held-out works no run trains on, in
 full-vocabulary nats per token and bits per character. On minGPT's design at d_model 128, 4
 blocks, 4 heads, a context of 64 tokens: the starter's way (one padded line per example, Adam
 at a constant rate), packed streams with the bundle's recipe and the full GPT-2 head, the same
 with a compact head. Then the `cpu` preset's own Transformer; the command line's defaults for a
 model of that size (`pico-llm --models transformer --d_model 128 --n_blocks 4 --n_heads 4
---block_size 64 --train_seconds 120`, every other setting its default); and the reference
+--block_size 64 --train_seconds 120`, every other setting its default), and the same with
+`--compile` (its compile time counted in the budget); and the reference
 recipe (AdamW with warm-up and cosine decay, the full head, packed windows) on that same model.
 Writes artefacts/learning_speed.json (file names and SHA-256 included) and prints the table.
 
-    python benchmarks/learning_speed.py                      # 120 s each, about 17 minutes
+    python benchmarks/learning_speed.py                      # 120 s each, about 20 minutes
     python benchmarks/learning_speed.py --train_files A.txt --heldout_files B.txt C.txt --seconds 60
 """
 

@@ -23,7 +23,8 @@ from matplotlib.transforms import Bbox
 from .artefacts import read_artefact
 from .presets import ARTEFACTS_DIR
 from .sampling import check_sampling_args, nucleus_mask
-from .speed import COMMAND_LINE, PACKED_COMPACT, PACKED_FULL, PRESET_TRANSFORMER, REFERENCE, STARTER_WAY
+from .speed import (COMMAND_LINE, COMMAND_LINE_COMPILED, PACKED_COMPACT, PACKED_FULL, PRESET_TRANSFORMER, REFERENCE,
+                    STARTER_WAY)
 from .studies import runs_by
 
 SLIDE_SIZE = (13.333, 7.5)  # inches: 16:9, a slide's shape
@@ -206,7 +207,8 @@ def plot_kgram_real_text(artefact: dict):
 
 SPEED_RUN_NAMES = {STARTER_WAY: "the starter's way", PACKED_FULL: "packed, full head",
                    PACKED_COMPACT: "packed, compact head", PRESET_TRANSFORMER: "the cpu preset's Transformer",
-                   COMMAND_LINE: "the command line's defaults", REFERENCE: "reference recipe, same model"}
+                   COMMAND_LINE: "the command line's defaults", COMMAND_LINE_COMPILED: "the defaults, compiled",
+                   REFERENCE: "reference recipe, same model"}
 
 
 @slide_figure

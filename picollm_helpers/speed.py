@@ -201,13 +201,15 @@ PACKED_FULL = "packed, AdamW + cosine, full head"
 PACKED_COMPACT = "packed, AdamW + cosine, compact head"
 PRESET_TRANSFORMER = "the cpu preset's Transformer (compact head)"
 COMMAND_LINE = "the command line's defaults"
+COMMAND_LINE_COMPILED = "the command line's defaults with --compile"
 REFERENCE = "the reference recipe on the command line's model (full head)"
 MARKS_S = (30, 60, 120)
 
 
 def benchmark_runs(preset_transformer: TransformerConfig, command_line: SpeedRun) -> list[SpeedRun]:
     """The ways the learning-speed benchmark compares: on its shared model the starter's way, the packed
-    recipe with a full and with a compact head; the cpu preset's Transformer; the command line's defaults;
+    recipe with a full and with a compact head; the cpu preset's Transformer; the command line's defaults,
+    and the same with --compile (its compile time inside the budget: is it worth turning on by default?);
     and the reference recipe (AdamW with warm-up and cosine decay, the full head, packed windows) on the
     command line's model."""
     return [SpeedRun(STARTER_WAY, packing=False, recipe=STARTER_RECIPE),
@@ -215,6 +217,7 @@ def benchmark_runs(preset_transformer: TransformerConfig, command_line: SpeedRun
             SpeedRun(PACKED_COMPACT, packing=True, recipe=Recipe(), vocab="corpus"),
             SpeedRun(PRESET_TRANSFORMER, packing=True, recipe=Recipe(), vocab="corpus", transformer=preset_transformer),
             replace(command_line, label=COMMAND_LINE),
+            replace(command_line, label=COMMAND_LINE_COMPILED, compile=True),
             SpeedRun(REFERENCE, packing=True, recipe=Recipe(), transformer=command_line.transformer)]
 
 
@@ -335,7 +338,21 @@ def learning_speed_summary(artefact: dict) -> str:
             f"{floors['compact_speed_ratio']:.1f}x its tokens/s. The command line's defaults end below the "
             f"reference recipe on the same model by {gains} nats per token "
             f"({'at least' if floors['defaults_floor_met'] else 'short of'} the goal of {DEFAULTS_GOAL_NATS} on every "
-            "work).")
+            f"work).{compile_sentence(artefact)}")
+
+
+def compile_sentence(artefact: dict) -> str:
+    """What --compile does to the defaults at the benchmark's end, compile time included (none without the row)."""
+    runs, end = artefact["results"]["runs"], artefact["config"]["train_seconds"]
+    if COMMAND_LINE_COMPILED not in runs:
+        return ""
+    defaults, compiled = runs[COMMAND_LINE], runs[COMMAND_LINE_COMPILED]
+    changes = [loss_at(compiled["curves"][work], end) - loss_at(curve, end) for work, curve in defaults["curves"].items()]
+    ends = ", ".join(f"{abs(change):.2f} {'higher' if change > 0 else 'lower'} on {work}"
+                     for work, change in zip(defaults["curves"], changes))
+    return (f" With --compile, its compile time inside the {end:g} s, they train "
+            f"{compiled['tokens_per_s'] / defaults['tokens_per_s']:.2f}x the tokens/s and end {ends} "
+            "(nats per token).")
 
 
 # ---------------------------------------------------------------- the fused loss against the plain path

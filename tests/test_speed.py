@@ -27,7 +27,10 @@ def test_the_benchmark_measures_every_way_on_the_same_heldout_windows(tmp_path, 
                                      "--n_heads", "2", "--n_blocks", "1", "--block_size", "16", "--train_seconds", "1",
                                      "--device_id", "cpu"])
     assert command_line.vocab == "corpus" and command_line.min_count == "auto", "the CPU's defaults"
-    artefact = h.learning_speed([train], heldouts, h.benchmark_runs(TINY, command_line), model=TINY, enc=enc,
+    ways = h.benchmark_runs(TINY, command_line)
+    assert [way.label for way in ways if way.compile] == [h.COMMAND_LINE_COMPILED]
+    uncompiled = [way for way in ways if not way.compile]  # compiling takes seconds; tests/test_gpu_path.py tests it
+    artefact = h.learning_speed([train], heldouts, uncompiled, model=TINY, enc=enc,
                                 device="cpu", train_seconds=1.0, eval_every_seconds=0.5, block_size=16, batch_size=4,
                                 max_new_tokens=5, warm_up_seconds=0.2, path=tmp_path / "speed.json")
     runs = artefact["results"]["runs"]
