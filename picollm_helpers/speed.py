@@ -347,7 +347,8 @@ def compile_sentence(artefact: dict) -> str:
     if COMMAND_LINE_COMPILED not in runs:
         return ""
     defaults, compiled = runs[COMMAND_LINE], runs[COMMAND_LINE_COMPILED]
-    changes = [loss_at(compiled["curves"][work], end) - loss_at(curve, end) for work, curve in defaults["curves"].items()]
+    changes = [loss_at(compiled["curves"][work], end) - loss_at(curve, end)
+               for work, curve in defaults["curves"].items()]
     ends = ", ".join(f"{abs(change):.2f} {'higher' if change > 0 else 'lower'} on {work}"
                      for work, change in zip(defaults["curves"], changes))
     return (f" With --compile, its compile time inside the {end:g} s, they train "

@@ -107,7 +107,8 @@ def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: 
         row["speedup_over_loop"] = row["tokens_per_s"] / loop["tokens_per_s"]
         row["speedup_over_loop_in_this_process"] = row["tokens_per_s"] / loop_here["tokens_per_s"]
     config = {**shared, "recipe": asdict(recipe), "batch_size": batch_size, "steps": steps, "seed": seed,
-              "timing_batches": timing_batches, "timing_batch_size": timing_batch_size, "chunk_sizes": list(chunk_sizes), "data": data,
+              "timing_batches": timing_batches, "timing_batch_size": timing_batch_size,
+              "chunk_sizes": list(chunk_sizes), "data": data,
               **corpus_size(corpus), "loop_device": "cpu",
               "starter_loop": "its own process, glibc's default allocator, as the starter runs",
               "starter_loop_in_this_process": "this process, with the bundle's allocator setting"}
