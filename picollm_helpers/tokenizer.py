@@ -63,7 +63,8 @@ def kept_ranks_path() -> Path:
 
 def read_kept_ranks(path: Path) -> dict[bytes, int] | None:
     """Merge ranks kept in tiktoken's own file format (a base64 token and its rank per line), or None
-    when there are none or they are not whole."""
+    when there are none or they are not whole. (tiktoken's load_tiktoken_bpe would copy the file into
+    its download cache, and its dump_tiktoken_bpe needs the blobfile package, hence these few lines.)"""
     try:
         lines = path.read_bytes().splitlines()
         ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in lines)}
