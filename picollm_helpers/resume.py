@@ -315,7 +315,8 @@ class StopRequests:
     """
 
     def __init__(self):
-        self.signal_number: int | None = None
+        self.signal_number: int | None = None  # asked for in this process
+        self.stopping: int | None = None  # agreed by every process: the run stops
         self.previous: dict = {}
 
     def __enter__(self) -> StopRequests:
@@ -338,9 +339,12 @@ class StopRequests:
 
     def agreed(self, device: torch.device) -> int | None:
         """The signal that stops the run, or None to go on: in a data-parallel run any process's signal stops every
-        process after the same step (one small all-reduce a step)."""
+        process after the same step (one small all-reduce a step). A signal that comes during the all-reduce stays
+        requested, for the next step's."""
+        requested = self.signal_number or 0
         if process_count() > 1:
-            flag = torch.tensor(self.signal_number or 0, device=device)
+            flag = torch.tensor(requested, device=device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            self.signal_number = int(flag) or None
-        return self.signal_number
+            requested = int(flag)
+        self.stopping = requested or None
+        return self.stopping

@@ -466,15 +466,15 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
                 write_checkpoint()
             if stop.agreed(device):
                 break
-    bar.close()
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    history.attrs.update(training_record(precision, grad_accum_steps, compile, state.resumed_from_step))
-    model.trained_with = dict(history.attrs)  # what save_checkpoint records of how the model trained
-    if checkpoint_path is not None:
-        write_checkpoint()
-    if stop.signal_number is not None:
-        raise TrainingStopped(stop.signal_number, len(rows), schedule.planned_steps, train_seconds is not None,
-                              None if checkpoint_path is None else Path(checkpoint_path))
+        bar.close()
+        history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+        history.attrs.update(training_record(precision, grad_accum_steps, compile, state.resumed_from_step))
+        model.trained_with = dict(history.attrs)  # what save_checkpoint records of how the model trained
+        if checkpoint_path is not None:
+            write_checkpoint()  # under the stop requests, so that torchrun's forwarded signal, if late, only asks again
+        if stop.stopping is not None:
+            raise TrainingStopped(stop.stopping, len(rows), schedule.planned_steps, train_seconds is not None,
+                                  None if checkpoint_path is None else Path(checkpoint_path))
     return history
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import picollm_helpers as h
-from picollm_helpers import cli
+from picollm_helpers import cli, resume
 from conftest import ROOT
 
 STEPS, EVERY = 200, 20
@@ -175,6 +175,20 @@ def test_ctrl_c_in_a_notebook_leaves_a_checkpoint_that_resumes_to_the_same_end(e
     difference = max((a - b).abs().max().item() for a, b in zip(model.state_dict().values(),
                                                                whole_model.state_dict().values()))
     assert difference <= 1e-6
+
+
+def test_a_signal_during_the_step_s_all_reduce_stops_the_processes_after_the_next_step(monkeypatch):
+    """In a data-parallel run the processes share their stop requests in an all-reduce after each step. A signal that
+    lands while one process waits there for the other is not lost: all of them stop after the next step."""
+    stop = resume.StopRequests()
+
+    def all_reduce_meanwhile_a_signal(flag, op):  # the other process asked for nothing; this one is signalled now
+        stop.request(signal.SIGINT, None)
+
+    monkeypatch.setattr(resume, "process_count", lambda: 2)
+    monkeypatch.setattr(resume.dist, "all_reduce", all_reduce_meanwhile_a_signal)
+    assert stop.agreed(torch.device("cpu")) is None, "every process goes on from this step"
+    assert stop.agreed(torch.device("cpu")) == signal.SIGINT, "and every process stops after the next"
 
 
 def test_a_time_budget_goes_on_with_the_seconds_left(enc, tmp_path):
