@@ -31,8 +31,10 @@ figures: setup
 slides: setup
 	$(PY) scripts/make_slides.py
 
+# Two workers of one thread each (the tests train small models, which keep about one core busy); each test
+# file runs whole on one worker, in order.
 test: setup
-	$(PY) -m pytest
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

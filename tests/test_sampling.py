@@ -68,6 +68,15 @@ def test_draws_follow_the_renormalized_nucleus_distribution():
     assert chi_square < CHI2_3_DOF_999, f"chi-square {chi_square:.2f} with 3 degrees of freedom"
 
 
+@pytest.mark.parametrize("uniform, expected", [(0.0, 1), (0.25, 3), (1 - 2 ** -53, 3)])
+def test_a_draw_at_either_end_of_the_uniform_lands_on_an_id_that_can_be_drawn(uniform, expected, monkeypatch):
+    """Ids of probability 0 lie before, between and after the possible ones: the smallest uniform number picks
+    the first possible id, the largest (torch.rand stays below 1) the last, a number on a boundary the next."""
+    monkeypatch.setattr(torch, "rand", lambda shape, dtype, device, generator: torch.full(shape, uniform, dtype=dtype))
+    probs = torch.tensor([[0.0, 0.25, 0.0, 0.75, 0.0, 0.0]])
+    assert h.draw(probs).tolist() == [expected]
+
+
 def test_seeds_reproduce_and_differ():
     torch.manual_seed(0)
     model = h.LSTMSeqModel(200, embed_size=8, hidden_size=8)
