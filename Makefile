@@ -31,10 +31,11 @@ figures: setup
 slides: setup
 	$(PY) scripts/make_slides.py
 
-# Two workers of one thread each (the tests train small models, which keep about one core busy); each test
-# file runs whole on one worker, in order.
+# Two workers of one thread each (the tests train small models, which keep about one core busy), each test
+# file whole on one worker, in order; then the tests that time something, alone.
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -m "not timing"
+	$(PY) -m pytest -m timing
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
