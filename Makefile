@@ -31,11 +31,8 @@ figures: setup
 slides: setup
 	$(PY) scripts/make_slides.py
 
-# First the tests that time something, alone on a machine at rest; then the others in two workers of one
-# thread each (they train small models, which keep about one core busy), each test file whole on one worker.
 test: setup
-	$(PY) -m pytest -m timing
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadscope -m "not timing"
+	$(PY) -m pytest
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

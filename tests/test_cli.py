@@ -49,7 +49,6 @@ def sanity_check():
     return result, time.perf_counter() - started
 
 
-@pytest.mark.timing
 def test_sanity_check_command_prints_the_notes_losses_offline_in_under_15_seconds(sanity_check):
     result, seconds = sanity_check
     assert result.returncode == 0, result.stderr
@@ -62,7 +61,6 @@ def test_sanity_check_command_prints_the_notes_losses_offline_in_under_15_second
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.timing
 def test_sanity_check_is_reproducible_in_a_new_process_from_another_folder(sanity_check, tmp_path):
     first, second = sanity_check[0], pico_llm(*SANITY_CHECK, cwd=tmp_path)
     assert second.returncode == 0, second.stderr

@@ -127,7 +127,6 @@ def test_the_allocator_setting_can_be_left_at_glibcs_defaults(monkeypatch):
     assert h.keep_freed_memory_for_reuse() is False
 
 
-@pytest.mark.timing
 @pytest.mark.parametrize("chunk_size", [1024, 8])
 def test_fast_onehot_trains_at_least_35_times_faster_than_the_loop(notes_corpus, starter_loop, chunk_size):
     """The notes' configuration: k = 2, embedding 64, two inner layers, Adam 1e-3, batch 32, 3seqs.txt,

@@ -1,6 +1,5 @@
 """Every notebook runs headless on the quick preset, is stripped of outputs, and matches its py:percent twin; then
-a rehearsal of `make run PRESET=quick` followed by `make test` reads what they wrote (so, in a run on two
-cores, `make test`, this file stays on one worker, in order)."""
+a rehearsal of `make run PRESET=quick` followed by `make test` reads what they wrote."""
 
 import hashlib
 import importlib.util

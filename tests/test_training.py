@@ -158,7 +158,6 @@ def test_time_budget_estimates_the_steps_that_fit():
         h.Schedule(h.Recipe(warmup_steps=50), train_seconds=1.0).update(0.5)
 
 
-@pytest.mark.timing
 def test_train_seconds_stops_on_time_and_the_cosine_spans_the_run(corpus):
     h.seed_everything(0)
     model = h.LSTMSeqModel(50257, embed_size=8, hidden_size=8)

@@ -146,7 +146,6 @@ def test_overrides_reach_any_field_and_the_scale_keeps_the_design():
     assert (config.n_heads, config.kv_heads, config.ffn, config.positions) == (16, 4, "swiglu", "rope")
 
 
-@pytest.mark.timing
 def test_generation_with_the_cache_is_faster_and_the_same():
     model = small_model("GPT-oss")
     timing = h.cache_speedup(model, prompt_ids=[464, 3797, 3332], new_tokens=60)
