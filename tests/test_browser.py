@@ -119,7 +119,7 @@ def page():
 def run_all_cells(page) -> None:
     """Run All Cells (the command behind Run > Run All Cells) until every code cell has run or one raised.
 
-    Under load (the suite on both cores) a Run All has once run only the first cell, the kernel still
+    Under load (the suite run on two workers) a Run All has once run only the first cell, the kernel still
     starting: then it is sent again, once.
     """
     for _ in range(2):
