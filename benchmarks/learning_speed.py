@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The learning-speed benchmark: held-out loss against seconds of training, on real text.
 
-Seven ways of training, each for the same seconds on the bundle's base corpus (25 plays), each
+Seven ways of training, each for the same seconds on the bundle's base corpus (25 plays) and with
+two seeds (a seed, and the CPU's speed from one run to the next, each move a run's loss), each
 evaluated every --eval_every_seconds on the two held-out works no run trains on, in
 full-vocabulary nats per token and bits per character. On minGPT's design at d_model 128, 4
 blocks, 4 heads, a context of 64 tokens: the starter's way (one padded line per example, Adam
@@ -13,7 +14,7 @@ model of that size (`pico-llm --models transformer --d_model 128 --n_blocks 4 --
 recipe (AdamW with warm-up and cosine decay, the full head, packed windows) on that same model.
 Writes artefacts/learning_speed.json (file names and SHA-256 included) and prints the table.
 
-    python benchmarks/learning_speed.py                      # 120 s each, about 20 minutes
+    python benchmarks/learning_speed.py                      # 120 s each, two seeds, about an hour
     python benchmarks/learning_speed.py --train_files A.txt --heldout_files B.txt C.txt --seconds 60
 """
 
@@ -33,6 +34,8 @@ def main(argv=None) -> int:
     add_text_arguments(parser)
     parser.add_argument("--seconds", type=float, default=120.0, help="Seconds of training for each way.")
     parser.add_argument("--eval_every_seconds", type=float, default=15.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                        help="Every way runs once per seed; the curves and samples are the first seed's.")
     parser.add_argument("--output", type=Path, default=None,
                         help="Where to write the artefact (default artefacts/learning_speed.json).")
     args = parser.parse_args(argv)
@@ -42,7 +45,8 @@ def main(argv=None) -> int:
         runs = h.benchmark_runs(h.RUN_PRESETS["cpu"].transformer, command_line_defaults(args.seconds, device))
         artefact = h.learning_speed(args.train_files, args.heldout_files, runs, model=model, enc=h.get_tokenizer(),
                                     device=device, train_seconds=args.seconds,
-                                    eval_every_seconds=args.eval_every_seconds, path=args.output)
+                                    eval_every_seconds=args.eval_every_seconds, seeds=args.seeds,
+                                    path=args.output)
     except h.InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

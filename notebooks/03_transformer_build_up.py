@@ -246,8 +246,8 @@ h.print_lessons(race)
 # line per example, Adam at a constant rate), packed streams with the modern recipe and the
 # full head, the same with a compact head, the `cpu` preset's own Transformer, the command
 # line's defaults, the same with `--compile` (its compile time inside the 120 seconds), and the
-# reference recipe (the full head) on the command line's model. The benchmark takes about
-# twenty minutes, so this cell draws its stored artefact.
+# reference recipe (the full head) on the command line's model, each with two seeds. The
+# benchmark takes about an hour, so this cell draws its stored artefact.
 
 # %%
 try:

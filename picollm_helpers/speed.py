@@ -30,7 +30,7 @@ from .models import build_model, count_parameters, describe_vocabulary
 from .corpus import build_corpus, standard_heldout
 from .presets import TransformerConfig
 from .sampling import generate_text
-from .studies.lessons import lesson, paired_effects
+from .studies.lessons import lesson, paired_effects, spread, with_noise
 from .training import STARTER_RECIPE, Recipe, evaluate, make_optimizer, run_summary, train_model
 
 
@@ -293,11 +293,19 @@ def prior_effect(run: dict) -> dict[str, float]:
     return {work: sign * (other["loss"][work] - curve[-1][1]) for work, curve in run["curves"].items()}
 
 
+def mean_final_loss(run: dict) -> float:
+    """The final held-out loss averaged over the works and over every seed the run was measured with."""
+    finals = [sum(seed["final_loss"].values()) / len(seed["final_loss"]) for seed in run["by_seed"]]
+    return sum(finals) / len(finals)
+
+
 def learning_speed_table(artefact: dict, marks=MARKS_S):
-    """Per run: mean held-out loss over the works at each mark, each work's loss and bits per character at the
-    last mark, tokens/s, steps, tokens trained on, parameters and head."""
+    """Per run: mean held-out loss over the works at each mark (the first seed's curves), the final loss averaged
+    over the works and every seed, each work's bits per character at the last mark, tokens/s, steps, tokens
+    trained on, parameters and head."""
     end = marks[-1]
     rows = {label: {**{f"held-out loss at {mark} s": mean_loss_at(run, mark) for mark in marks},
+                    "final, mean over seeds": mean_final_loss(run),
                     **{f"{work} at {end} s (bits/char)": bits_at(curve, end) for work, curve in run["curves"].items()},
                     "tokens/s": run["tokens_per_s"], "steps": run["steps"], "tokens trained on": run["tokens_seen"],
                     "parameters": run["parameters"], "vocabulary": run["vocabulary"]}
@@ -308,18 +316,35 @@ def learning_speed_table(artefact: dict, marks=MARKS_S):
 DEFAULTS_GOAL_NATS = 0.5  # how far below the reference recipe the command line's defaults should end
 
 
+def final_loss_by_seed(run: dict, work: str) -> dict[int, float]:
+    """A run's final held-out loss on one work, per seed."""
+    return {seed["seed"]: seed["final_loss"][work] for seed in run["by_seed"]}
+
+
+def defaults_gains(artefact: dict) -> dict[str, tuple[float, float, int]]:
+    """For each held-out work, how far below the reference recipe the command line's defaults end: the mean over
+    the seeds both ran with of the per-seed gap, its seed-to-seed standard deviation (NaN with one seed) and the
+    number of seeds."""
+    runs = artefact["results"]["runs"]
+    defaults, reference = runs[COMMAND_LINE], runs[REFERENCE]
+    gains = {}
+    for work in defaults["curves"]:
+        gaps = paired_effects(final_loss_by_seed(defaults, work), final_loss_by_seed(reference, work))
+        gains[work] = (*spread(gaps), len(gaps))
+    return gains
+
+
 def learning_speed_floors(artefact: dict) -> dict:
     """The floors, checked on the artefact at its last mark, on the mean over the held-out works: packed +
     recipe against the starter's way (at least 1.5 nats lower, at least as many tokens/s), the compact head
     against the full one (at least 0.3 nats lower, at least 3x the tokens/s), and the command line's defaults
-    against the reference recipe on the same model (at least 0.5 nats lower on every held-out work)."""
+    against the reference recipe on the same model (at least 0.5 nats lower on every held-out work, on
+    average over the seeds)."""
     runs, end = artefact["results"]["runs"], artefact["config"]["train_seconds"]
     starter, full, compact = runs[STARTER_WAY], runs[PACKED_FULL], runs[PACKED_COMPACT]
-    defaults, reference = runs[COMMAND_LINE], runs[REFERENCE]
     packed_gain = mean_loss_at(starter, end) - mean_loss_at(full, end)
     compact_gain = mean_loss_at(full, end) - mean_loss_at(compact, end)
-    defaults_gain = {work: loss_at(reference["curves"][work], end) - loss_at(curve, end)
-                     for work, curve in defaults["curves"].items()}
+    defaults_gain = {work: gain for work, (gain, _, _) in defaults_gains(artefact).items()}
     return {"packed_loss_gain": packed_gain, "packed_speed_ratio": full["tokens_per_s"] / starter["tokens_per_s"],
             "compact_loss_gain": compact_gain, "compact_speed_ratio": compact["tokens_per_s"] / full["tokens_per_s"],
             "defaults_loss_gain": defaults_gain,
@@ -328,10 +353,14 @@ def learning_speed_floors(artefact: dict) -> dict:
             "defaults_floor_met": min(defaults_gain.values()) >= DEFAULTS_GOAL_NATS}
 
 
+def gain_with_noise(gain: float, noise: float, seeds: int) -> str:
+    return f"{gain:.2f}" if seeds < 2 else f"{with_noise(gain, noise)} (over {seeds} seeds)"
+
+
 def learning_speed_summary(artefact: dict) -> str:
     """The benchmark's findings in three sentences, computed from the artefact."""
     floors, end = learning_speed_floors(artefact), artefact["config"]["train_seconds"]
-    gains = ", ".join(f"{gain:.2f} on {work}" for work, gain in floors["defaults_loss_gain"].items())
+    gains = ", ".join(f"{gain_with_noise(*gain)} on {work}" for work, gain in defaults_gains(artefact).items())
     return (f"After {end:g} s of training, packed streams with the modern recipe end "
             f"{floors['packed_loss_gain']:.2f} nats below the starter's way at {floors['packed_speed_ratio']:.1f}x "
             f"its tokens/s; a compact head ends {floors['compact_loss_gain']:.2f} nats below the full head at "

@@ -93,6 +93,7 @@ def learning_speed_section() -> str:
         return "Not yet measured: run `python benchmarks/learning_speed.py`."
     works = [record["name"] for record in run["config"]["heldout_files"]]
     table = h.learning_speed_table(run)[["held-out loss at 30 s", "held-out loss at 60 s", "held-out loss at 120 s",
+                                        "final, mean over seeds",
                                         *(f"{work} at 120 s (bits/char)" for work in works), "tokens/s",
                                         "vocabulary"]]
     table["tokens/s"] = table["tokens/s"].map("{:,.0f}".format)

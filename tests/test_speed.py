@@ -76,6 +76,19 @@ def test_the_committed_learning_speed_artefact_meets_the_floors():
     assert min(floors["defaults_loss_gain"].values()) >= 0.3, floors["defaults_loss_gain"]
 
 
+def test_the_defaults_gain_over_the_reference_is_paired_by_seed_and_carries_its_noise():
+    def run(finals: dict) -> dict:
+        return {"curves": {"a.txt": [], "b.txt": []},
+                "by_seed": [{"seed": seed, "final_loss": final} for seed, final in finals.items()]}
+
+    artefact = {"results": {"runs": {
+        h.COMMAND_LINE: run({0: {"a.txt": 4.0, "b.txt": 5.0}, 1: {"a.txt": 4.2, "b.txt": 5.0}}),
+        h.REFERENCE: run({0: {"a.txt": 4.6, "b.txt": 5.5}, 1: {"a.txt": 4.6, "b.txt": 5.7}, 2: {"a.txt": 9, "b.txt": 9}})}}}
+    gains = h.defaults_gains(artefact)
+    assert gains["a.txt"] == pytest.approx((0.5, 0.1 * 2 ** 0.5, 2))
+    assert gains["b.txt"] == pytest.approx((0.6, 0.1 * 2 ** 0.5, 2))
+
+
 def test_the_recipe_sweep_names_the_command_lines_defaults_and_every_choice_beside_them():
     artefact = json.loads((ROOT / "artefacts" / "recipe_sweep.json").read_text())
     runs = artefact["results"]["runs"]
