@@ -84,7 +84,8 @@ def test_the_defaults_gain_over_the_reference_is_paired_by_seed_and_carries_its_
 
     artefact = {"results": {"runs": {
         h.COMMAND_LINE: run({0: {"a.txt": 4.0, "b.txt": 5.0}, 1: {"a.txt": 4.2, "b.txt": 5.0}}),
-        h.REFERENCE: run({0: {"a.txt": 4.6, "b.txt": 5.5}, 1: {"a.txt": 4.6, "b.txt": 5.7}, 2: {"a.txt": 9, "b.txt": 9}})}}}
+        h.REFERENCE: run({0: {"a.txt": 4.6, "b.txt": 5.5}, 1: {"a.txt": 4.6, "b.txt": 5.7},
+                          2: {"a.txt": 9.0, "b.txt": 9.0}})}}}  # a seed the defaults lack is left out
     gains = h.defaults_gains(artefact)
     assert gains["a.txt"] == pytest.approx((0.5, 0.1 * 2 ** 0.5, 2))
     assert gains["b.txt"] == pytest.approx((0.6, 0.1 * 2 ** 0.5, 2))
