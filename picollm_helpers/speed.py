@@ -259,13 +259,18 @@ def mean_loss_at(run: dict, seconds: float) -> float:
     return sum(loss_at(curve, seconds) for curve in run["curves"].values()) / len(run["curves"])
 
 
+def final_loss_over_works_by_seed(run: dict) -> dict[int, float]:
+    """A run's final held-out loss averaged over the held-out works (each weighed alike), per seed."""
+    return {seed["seed"]: sum(seed["final_loss"].values()) / len(seed["final_loss"]) for seed in run["by_seed"]}
+
+
 def recipe_table(artefact: dict):
     """Each way's final held-out loss on every held-out work and their mean, averaged over its seeds, the
     mean's seed-to-seed standard deviation, and its tokens/s, best first, from recipe_sweep.json."""
     rows = {}
     for label, run in artefact["results"]["runs"].items():
         finals = [seed["final_loss"] for seed in run["by_seed"]]
-        means = [sum(final.values()) / len(final) for final in finals]
+        means = list(final_loss_over_works_by_seed(run).values())
         rows[label] = {**{work: sum(final[work] for final in finals) / len(finals) for work in finals[0]},
                        "mean": sum(means) / len(means), "s.d. over seeds": pd.Series(means).std(),
                        "tokens/s": sum(seed["tokens_per_s"] for seed in run["by_seed"]) / len(run["by_seed"])}
@@ -275,13 +280,10 @@ def recipe_table(artefact: dict):
 def recipe_lessons(artefact: dict) -> list[dict]:
     """For each row of the sweep, the lesson "this change beats the defaults": its seeds' mean final held-out
     loss over the works against the defaults' on the same seeds, holding beyond twice its noise or not."""
-    def mean_by_seed(run: dict) -> dict[int, float]:
-        return {seed["seed"]: sum(seed["final_loss"].values()) / len(seed["final_loss"]) for seed in run["by_seed"]}
-
     runs = artefact["results"]["runs"]
-    defaults = mean_by_seed(runs["the defaults"])
+    defaults = final_loss_over_works_by_seed(runs["the defaults"])
     return [lesson(f"{label} beats the defaults, in nats per token on the held-out works",
-                   paired_effects(mean_by_seed(run), defaults))
+                   paired_effects(final_loss_over_works_by_seed(run), defaults))
             for label, run in runs.items() if label != "the defaults"]
 
 
@@ -295,7 +297,7 @@ def prior_effect(run: dict) -> dict[str, float]:
 
 def mean_final_loss(run: dict) -> float:
     """The final held-out loss averaged over the works and over every seed the run was measured with."""
-    finals = [sum(seed["final_loss"].values()) / len(seed["final_loss"]) for seed in run["by_seed"]]
+    finals = list(final_loss_over_works_by_seed(run).values())
     return sum(finals) / len(finals)
 
 
