@@ -18,8 +18,11 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet --no-compile $(TORCH_SPEC)
+	$(PY) -m pip install --quiet --no-compile -r requirements-dev.txt
+	@# pip byte-compiles one file at a time; this does it on every core. Like pip, it skips a file
+	@# written for a newer Python (such files make compileall's status 1).
+	$(PY) -m compileall -qq -j0 $(VENV)/lib || true
 	touch $@
 
 run: setup
