@@ -3,9 +3,9 @@
 
 The full GPT-2 head (50,257 ids) on minGPT's design at d_model 128 and 512 (4 blocks) on
 batches of 16 x 64 tokens, and at d_model 128 on 64 x 64 tokens, where the fused loss works
-in chunks. Peak memory is that of the tensors (the profiler's memory timeline on the CPU, the
-CUDA allocator's peak on a GPU). Writes artefacts/fused_loss.json and prints the table; the
-bundle's default on each device (FUSED_LOSS_BY_DEVICE) follows it.
+in chunks. Peak memory is that of the tensors (the running total of the profiler's
+allocations on the CPU, the CUDA allocator's peak on a GPU). Writes artefacts/fused_loss.json
+and prints the table; the bundle's default on each device (FUSED_LOSS_BY_DEVICE) follows it.
 
     python benchmarks/fused_loss.py
 """
