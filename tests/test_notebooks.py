@@ -62,23 +62,36 @@ SWEEP_NOTEBOOKS = {"05_custom_data": ["own_text"], "06_overfitting": ["overfitti
                    "07_hyperparameter_study": ["hyperparameters"]}
 
 
+def redraw_only(name: str) -> list:
+    """A sweep notebook's cells with REDRAW_ONLY = True, each tagged with the notebook's name."""
+    cells = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4).cells
+    parameters = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    assert "REDRAW_ONLY = False" in parameters.source, name
+    parameters.source = parameters.source.replace("REDRAW_ONLY = False", "REDRAW_ONLY = True")
+    for cell in cells:
+        cell.metadata["from_notebook"] = name
+    return cells
+
+
 @pytest.mark.notebook
-@pytest.mark.parametrize("name", SWEEP_NOTEBOOKS)
-def test_sweep_notebook_redraws_its_plots_without_training(name, tmp_path, monkeypatch):
+def test_the_sweep_notebooks_redraw_their_plots_without_training(tmp_path, monkeypatch):
     """With REDRAW_ONLY = True a sweep notebook draws from its artefacts and trains nothing: here from the
-    committed ones, as after a fresh clone, with an empty folder for whatever it would write."""
+    committed ones, as after a fresh clone, with an empty folder for whatever it would write. The three run one
+    after another in one kernel, which forgets every name between them (`%reset -f`): only the imports'
+    seconds are shared."""
     monkeypatch.setenv("PICOLLM_PRESET", "quick")
     monkeypatch.setenv("PICOLLM_ARTEFACTS_DIR", str(tmp_path))
-    path = ROOT / "notebooks" / f"{name}.ipynb"
-    notebook = nbformat.read(path, as_version=4)
-    parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
-    assert "REDRAW_ONLY = False" in parameters.source
-    parameters.source = parameters.source.replace("REDRAW_ONLY = False", "REDRAW_ONLY = True")
-    execute(notebook, path)
-    assert not [artefact for artefact in SWEEP_NOTEBOOKS[name] if (tmp_path / f"{artefact}.json").exists()], \
-        "a redraw must not rerun the sweep"
-    pngs = [c for c in notebook.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    assert pngs, "the redraw drew no plot"
+    cells = []
+    for name in SWEEP_NOTEBOOKS:
+        cells += [nbformat.v4.new_code_cell("%reset -f")] * bool(cells) + redraw_only(name)
+    notebook = nbformat.v4.new_notebook(cells=cells, metadata=nbformat.read(NOTEBOOKS[0], as_version=4).metadata)
+    execute(notebook, ROOT / "notebooks" / "sweep_notebooks_redrawn.ipynb")
+    for name, artefacts in SWEEP_NOTEBOOKS.items():
+        assert not [artefact for artefact in artefacts if (tmp_path / f"{artefact}.json").exists()], \
+            f"{name}: a redraw must not rerun the sweep"
+        pngs = [output for cell in notebook.cells if cell.metadata.get("from_notebook") == name
+                for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+        assert pngs, f"{name}: the redraw drew no plot"
 
 
 QUICK_RUN_ARTEFACTS = Path(os.environ["PICOLLM_ARTEFACTS_DIR"])  # where the notebook tests write theirs
