@@ -159,7 +159,7 @@ RUN_PRESETS = {
         eval_every=3, embed_size=32,
         transformer_scale={"width_divisor": 8, "max_blocks": 1},
         timing_batches=1,
-        timing_batch_size=4,
+        timing_batch_size=2,
         transformer=TransformerConfig(d_model=32, n_heads=2, n_blocks=1, d_ff=128, norm="layernorm", max_seq_len=64),
         writer_steps=20,
         writer_new_tokens=16,

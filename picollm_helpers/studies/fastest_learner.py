@@ -40,7 +40,7 @@ class RaceBudget:
     cache_tokens: int  # tokens generated with and without the KV cache
 
 
-RACE_BUDGETS = {"quick": RaceBudget(seconds=0.5, eval_tokens=1_024, cache_tokens=40),
+RACE_BUDGETS = {"quick": RaceBudget(seconds=0.25, eval_tokens=1_024, cache_tokens=40),
                 "cpu": RaceBudget(seconds=4.5, eval_tokens=4_096, cache_tokens=100),
                 "gpu": RaceBudget(seconds=120.0, eval_tokens=None, cache_tokens=200)}
 DOUBLING_STEPS = tuple(2 ** k for k in range(20))

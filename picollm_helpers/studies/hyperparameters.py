@@ -38,7 +38,7 @@ class HyperparameterBudget:
 
 
 HYPERPARAMETER_BUDGETS = {
-    "quick": HyperparameterBudget(seconds=0.5, learning_rates=(2e-3, 4e-3), widths=(16, 32), block_sizes=(16, 32),
+    "quick": HyperparameterBudget(seconds=0.25, learning_rates=(2e-3, 4e-3), widths=(16, 32), block_sizes=(16, 32),
                                   depths=(1, 2), eval_tokens=1_024),
     "cpu": HyperparameterBudget(seconds=5.0, learning_rates=(1e-3, 2e-3, 4e-3, 8e-3), widths=(64, 128, 256),
                                 block_sizes=(32, 64, 128), depths=(1, 2, 4), eval_tokens=8_192),
