@@ -83,7 +83,9 @@ def test_the_sweep_notebooks_redraw_their_plots_without_training(tmp_path, monke
     monkeypatch.setenv("PICOLLM_ARTEFACTS_DIR", str(tmp_path))
     cells = []
     for name in SWEEP_NOTEBOOKS:
-        cells += [nbformat.v4.new_code_cell("%reset -f")] * bool(cells) + redraw_only(name)
+        if cells:
+            cells.append(nbformat.v4.new_code_cell("%reset -f"))
+        cells += redraw_only(name)
     notebook = nbformat.v4.new_notebook(cells=cells, metadata=nbformat.read(NOTEBOOKS[0], as_version=4).metadata)
     execute(notebook, ROOT / "notebooks" / "sweep_notebooks_redrawn.ipynb")
     for name, artefacts in SWEEP_NOTEBOOKS.items():
