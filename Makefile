@@ -2,8 +2,9 @@
 # for a smoke run; after an interruption it picks up what the studies finished) and
 # regenerates artefacts/ and what is drawn from them; `make figures` redraws every figure from the
 # artefacts; `make slides` builds artefacts/slides.pdf from them; `make test` runs the test suite;
-# `make lab` opens JupyterLab. Each creates .venv on first use, with the bundle installed in it in
-# editable mode.
+# `make lab` opens JupyterLab; `make student` writes the student's copy of the notebooks to student/,
+# each exercise's solution replaced by a stub with a hint. Each creates .venv on first use, with the
+# bundle installed in it in editable mode.
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PRESET ?= cpu
 
-.PHONY: setup run figures slides test lab clean
+.PHONY: setup run figures slides test lab student clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +40,9 @@ test: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
+
+student: setup
+	$(PY) scripts/make_student.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
