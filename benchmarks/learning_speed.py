@@ -14,7 +14,14 @@ model of that size (`pico-llm --models transformer --d_model 128 --n_blocks 4 --
 recipe (AdamW with warm-up and cosine decay, the full head, packed windows) on that same model.
 Writes artefacts/learning_speed.json (file names and SHA-256 included) and prints the table.
 
+The count models of the same training plays (orders 1 to 5, interpolated Kneser-Ney) are scored on the
+same windows of each held-out work: every row's loss is read beside what counting alone gets. The command
+line's defaults mix their Transformer with counts (`--counts auto`); the table shows their Transformer
+alone beside them.
+
     python benchmarks/learning_speed.py                      # 120 s each, two seeds, about an hour
+    python benchmarks/learning_speed.py --seconds 600 --ways defaults reference --name learning_speed_600
+    python benchmarks/learning_speed.py --ways defaults compiled --remeasure  # these rows again, the rest kept
     python benchmarks/learning_speed.py --train_files A.txt --heldout_files B.txt C.txt --seconds 60
 """
 
@@ -22,10 +29,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import picollm_helpers as h
 from real_text import add_text_arguments, command_line_defaults
+
+
+def measure(args, runs: list, device, path) -> dict:
+    model = h.transformer_config("minGPT", d_model=128, n_blocks=4, n_heads=4, max_seq_len=64)
+    return h.learning_speed(args.train_files, args.heldout_files, runs, model=model, enc=h.get_tokenizer(),
+                            device=device, train_seconds=args.seconds, eval_every_seconds=args.eval_every_seconds,
+                            seeds=args.seeds, name=args.name, path=path)
 
 
 def main(argv=None) -> int:
@@ -36,17 +51,26 @@ def main(argv=None) -> int:
     parser.add_argument("--eval_every_seconds", type=float, default=15.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
                         help="Every way runs once per seed; the curves and samples are the first seed's.")
+    parser.add_argument("--ways", nargs="+", choices=list(h.BENCHMARK_WAYS), default=list(h.BENCHMARK_WAYS),
+                        help="Which ways of training to measure (the 600-second benchmark: defaults reference).")
+    parser.add_argument("--name", default="learning_speed", help="The artefact's name: artefacts/<name>.json.")
     parser.add_argument("--output", type=Path, default=None,
-                        help="Where to write the artefact (default artefacts/learning_speed.json).")
+                        help="Where to write the artefact (default artefacts/<name>.json).")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="Measure only the --ways again, in place of theirs in the existing artefact (the count "
+                             "models too); the other ways keep their runs and say when they were measured.")
     args = parser.parse_args(argv)
-    model = h.transformer_config("minGPT", d_model=128, n_blocks=4, n_heads=4, max_seq_len=64)
     device = h.pick_device(args.device)
     try:
         runs = h.benchmark_runs(h.RUN_PRESETS["cpu"].transformer, command_line_defaults(args.seconds, device))
-        artefact = h.learning_speed(args.train_files, args.heldout_files, runs, model=model, enc=h.get_tokenizer(),
-                                    device=device, train_seconds=args.seconds,
-                                    eval_every_seconds=args.eval_every_seconds, seeds=args.seeds,
-                                    path=args.output)
+        runs = [run for run in runs if run.label in {h.BENCHMARK_WAYS[way] for way in args.ways}]
+        if args.remeasure:
+            previous = h.read_artefact(args.output or args.name)
+            with tempfile.TemporaryDirectory() as folder:
+                fresh = measure(args, runs, device, Path(folder) / f"{args.name}.json")
+            artefact = h.write_runs_measured_again(previous, fresh, device, path=args.output)
+        else:
+            artefact = measure(args, runs, device, args.output)
     except h.InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

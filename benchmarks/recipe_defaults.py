@@ -45,9 +45,7 @@ def remeasure(args, runs: list, device) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         fresh = measure(args, [run for run in runs if run.label in args.remeasure], device,
                         path=Path(folder) / "recipe_sweep.json")
-    config, results = h.with_runs_measured_again(previous, fresh)
-    return h.read_artefact(h.write_artefact("recipe_sweep", preset=previous["preset"], config=config,
-                                            results=results, device=device, path=args.output))
+    return h.write_runs_measured_again(previous, fresh, device, path=args.output)
 
 
 def main(argv=None) -> int:

@@ -112,6 +112,40 @@ print("batch tokens:", tuple(tokens.shape), " mask of real tokens:", tuple(mask.
 print("first sequence starts:", repr(enc.decode(tokens[:12, 0].tolist())))
 
 # %% [markdown]
+# ### Exercise 1: count the targets of a batch
+# A batch of lines is padded to its longest line, and the mask says which tokens are real. A
+# model predicts every real token from the real tokens before it, so the number of *targets*,
+# what a mean loss divides by and what `train_model` reports as a step's tokens, is neither
+# `tokens.numel()` nor `mask.sum()`. Write `count_targets`.
+#
+# Each exercise is a function or class to write, with its shapes in the docstring, and a check in
+# the cell after it. In the student's copy of the notebooks (`make student`) its body is a
+# `raise NotImplementedError` with a hint: replace that line with your code. In the bundle's own
+# notebooks the reference solution stands there instead, between nbgrader's solution markers.
+
+# %%
+def count_targets(tokens, mask):
+    """How many next-token predictions a batch holds: every real token that has a real token before it.
+
+    tokens: (seq_len, batch) token ids. mask: (seq_len, batch) bools, True at real tokens, False at
+    padding; None for a packed batch, which has no padding. Returns an int.
+    """
+    ### BEGIN SOLUTION
+    # HINT: position 0 of a sequence is never a target; with a mask, count its True values from position 1 on
+    if mask is None:
+        return (tokens.shape[0] - 1) * tokens.shape[1]
+    return int(mask[1:].sum())
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check runs your function beside the bundle's `h.targets_in` on padded lines, lines of
+# equal length and a packed batch, and says what it verified, or what is wrong and where to look.
+
+# %%
+h.check_count_targets(count_targets)
+
+# %% [markdown]
 # ## 3. The model, and the loss it must start from
 # An untrained model spreads its probability about evenly over the vocabulary, so its
 # cross-entropy should be close to ln(50,257) ≈ 10.82 nats. A much larger first loss would
@@ -136,6 +170,49 @@ print(f"{h.count_parameters(model):,} parameters; loss at initialization {initia
 history = h.train_model(model, corpus, batch_size=16, max_steps=3, steps_per_epoch=1, recipe=h.STARTER_RECIPE,
                         seed=SEED, name="LSTM sanity run")
 history
+
+# %% [markdown]
+# ### Exercise 2: a training loop that counts its tokens
+# `train_model` is the bundle's loop, with its budgets, schedule and checkpoints. Its core is a
+# few lines a step: the loss of a batch, its gradients, one optimizer step, and the count of
+# what it trained on. Write them: `train_steps` returns one row per step, with the loss (before
+# the step's update) and the step's targets.
+
+# %%
+import pandas as pd
+
+
+def train_steps(model, batches, optimizer, steps):
+    """Train `model` for `steps` optimizer steps; one row per step.
+
+    batches: an iterator of (tokens, mask), tokens (seq_len, batch) ids and mask (seq_len, batch),
+    True at real tokens (None when packed). A step's loss is the mean next-token cross-entropy
+    over its targets, padding left out: model.next_token_loss(tokens, mask), a 0-d tensor.
+    Returns a DataFrame with columns step, loss (a float, before the step's update) and tokens
+    (the batch's targets, count_targets).
+    """
+    ### BEGIN SOLUTION
+    # HINT: each step: next(batches); loss = model.next_token_loss(tokens, mask); zero the gradients, backward,
+    # step; record loss.item() and count_targets
+    rows = []
+    for step in range(1, steps + 1):
+        tokens, mask = next(batches)
+        loss = model.next_token_loss(tokens, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        rows.append({"step": step, "loss": loss.item(), "tokens": count_targets(tokens, mask)})
+    return pd.DataFrame(rows)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check trains a small LSTM with your loop and with `h.train_model`, from the same weights on
+# the same padded batches with the starter's plain Adam, and compares them step by step: the
+# losses, and the targets counted (`h.targets_in`).
+
+# %%
+h.check_training_loop(train_steps)
 
 # %% [markdown]
 # ## 5. A longer run, to see the loss fall
@@ -183,3 +260,12 @@ print(f"nucleus after the prompt (3-step model): p=0.95 keeps {h.nucleus_size(pr
 # %%
 print("saved", h.save_checkpoint(longer_model, h.CHECKPOINTS_DIR / "lstm.pt", trained_on="3seqs.txt",
                                  steps=run.train_steps))
+
+# %% [markdown]
+# ## Questions you may be asked
+# What a presenter may be asked about this notebook, the course notes' interview questions among
+# them where they fit. Every number in an answer is read from this run or its artefacts. Click a
+# question to see its answer.
+
+# %%
+h.sanity_check_questions(sanity)

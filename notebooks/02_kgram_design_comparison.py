@@ -101,6 +101,35 @@ pd.DataFrame({
 })
 
 # %% [markdown]
+# ### Exercise 3: the window t-k+1 .. t
+# Write the window yourself, for every position of every sequence at once: pad k-1 zeros before
+# the start, then take the k tokens ending at each position. The check compares it with
+# `h.kgram_windows` and names the starter's window if it finds it.
+
+# %%
+import torch.nn.functional as F
+
+
+def kgram_context(tokens, k):
+    """Each position's k context tokens, oldest first: tokens t-k+1 .. t, zero-padded before the start.
+
+    tokens: (seq_len, batch) ids -> (seq_len, batch, k): [t, b] holds tokens t-k+1 .. t of
+    sequence b, with 0 where the window reaches before position 0.
+    """
+    ### BEGIN SOLUTION
+    # HINT: F.pad(tokens, (0, 0, k - 1, 0)) puts k-1 zeros before position 0; .unfold(0, k, 1) then gives each
+    # run of k
+    return F.pad(tokens, (0, 0, k - 1, 0)).unfold(0, k, 1)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check: k = 3, k = 1, and a k longer than the sequence.
+
+# %%
+h.check_kgram_context(kgram_context)
+
+# %% [markdown]
 # ## 2. Three designs, one interface
 # * **onehot** (the starter's): the k tokens one-hot, flattened to k·|V| = 100,514 inputs,
 #   into a Linear layer. A one-hot row times a weight matrix just picks one row of it, so the
@@ -115,6 +144,50 @@ pd.DataFrame({
 shared = dict(vocab_size=enc.n_vocab, k=K, embed_size=EMBED_SIZE, num_inner_layers=INNER_LAYERS)
 for variant in h.KGramMLPSeqModel.VARIANTS:
     print(f"{variant:<10} {h.count_parameters(h.KGramMLPSeqModel(**shared, variant=variant)):>11,} parameters")
+
+# %% [markdown]
+# ### Exercise 4: the k-gram MLP's forward pass
+# The embedding design, written as a module of your own: `__init__` builds its layers, and you
+# write `forward`, every position of every sequence at once (no Python loop over positions). The
+# check copies your layers' weights into the bundle's `h.KGramMLPSeqModel` and compares the
+# logits.
+
+# %%
+import torch
+from torch import nn
+
+
+class KGramMLP(nn.Module):
+    """The embedding design: embed each of the k context tokens, concatenate, then an MLP to logits."""
+
+    def __init__(self, vocab_size, k, embed_size, num_inner_layers=1):
+        super().__init__()
+        self.k = k
+        self.embedding = nn.Embedding(vocab_size, embed_size)
+        self.mix = nn.Linear(k * embed_size, embed_size)
+        inner = [layer for _ in range(num_inner_layers) for layer in (nn.Linear(embed_size, embed_size), nn.SiLU())]
+        self.mlp = nn.Sequential(nn.SiLU(), *inner)
+        self.head = nn.Linear(embed_size, vocab_size)
+
+    def forward(self, tokens):
+        """tokens (seq_len, batch) -> logits (seq_len, batch, vocab_size); the logits at t read tokens t-k+1 .. t.
+
+        windows (seq_len, batch, k) -> embeddings (seq_len, batch, k, embed_size) -> concatenated
+        (seq_len, batch, k * embed_size) -> mix -> mlp -> head.
+        """
+        ### BEGIN SOLUTION
+        # HINT: windows = kgram_context(tokens, self.k); self.embedding(windows).flatten(-2) concatenates
+        # the k embeddings
+        embedded = self.embedding(kgram_context(tokens, self.k)).flatten(-2)
+        return self.head(self.mlp(self.mix(embedded)))
+        ### END SOLUTION
+
+
+# %% [markdown]
+# The check:
+
+# %%
+h.check_kgram_mlp(KGramMLP)
 
 # %% [markdown]
 # ## 3. The fast onehot design computes exactly what the loop computes
@@ -164,7 +237,8 @@ plt.show()
 # The notes' run above measures speed on three numeric lines. What a design *learns* shows on
 # real text, held out: every design (with this bundle's window), and the embedding design with
 # the starter's window, trained alike on the plays the bundle ships and measured on a slice of
-# *The Winter's Tale*, which no run trains on. These runs train the bundle's way: random windows
+# *The Winter's Tale*, which no run trains on, beside the n-gram count models of the same plays.
+# These runs train the bundle's way: random windows
 # of the packed text and the modern recipe (notebook 03 explains both), with a compact head over
 # the ids the plays use. The best design here is the one notebook 03 races, and these models
 # are the k-gram models the sampling lab of notebook 04 offers.
@@ -174,11 +248,27 @@ plays = h.build_corpus(enc, run.block_size)
 real_text = h.kgram_real_text(
     plays, h.standard_heldout(enc, run.block_size, max_tokens=h.RACE_BUDGETS[run.name].eval_tokens),
     h.vocab_ids_for(plays, "corpus", run.min_count), preset=run.name, device=device,
-    **{k: v for k, v in shared.items() if k != "vocab_size"}, batch_size=run.batch_size, steps=run.train_steps,
-    eval_every=run.eval_every, seed=SEED, checkpoint_dir=h.CHECKPOINTS_DIR)
+    **{k: v for k, v in shared.items() if k != "vocab_size"}, batch_size=run.batch_size,
+    steps=h.KGRAM_BUDGETS[run.name].steps, eval_every=h.KGRAM_BUDGETS[run.name].eval_every, seed=SEED,
+    checkpoint_dir=h.CHECKPOINTS_DIR)
 h.show_figure("kgram_real_text", real_text)
 plt.show()
-pd.DataFrame(real_text["results"]["runs"]).T[["final_loss", "final_test_loss", "final_test_bpc", "tokens_per_s"]]
+pd.DataFrame(real_text["results"]["runs"]).T[["final_loss", "final_test_loss", "final_test_bpc",
+                                              "below_same_k_counts_by", "tokens_per_s"]]
+
+# %% [markdown]
+# A k-gram MLP reads the last k tokens, as a (k+1)-gram count model does: it is a neural n-gram
+# model, and counting the same text is its baseline. The dashed lines above are the count models
+# of the plays scored on the same tokens; the last column says how far below the count model that
+# reads the same k tokens each design ended (negative: above it, counting still ahead).
+
+# %%
+counting = real_text["results"]["counting"]
+same_k = counting["orders"][str(counting["same_k_order"])]["nats_per_token"]
+for label, row in real_text["results"]["runs"].items():
+    side = "below" if row["below_same_k_counts_by"] > 0 else "above"
+    print(f"{label}: {row['final_test_loss']:.3f} nats/token, {abs(row['below_same_k_counts_by']):.3f} {side} the "
+          f"{h.count_label(counting['same_k_order'])} ({same_k:.3f})")
 
 # %% [markdown]
 # ## 6. Conclusion, computed from the artefacts
@@ -206,3 +296,12 @@ best = real_text["results"]["best_design"]
 print(f"On the plays, after {real_text['config']['steps']} steps, the {best} design reaches the lowest held-out loss "
       f"({ours[best]['final_test_loss']:.3f} nats/token, {ours[best]['final_test_bpc']:.3f} bits/character); the "
       f"starter's window ends {'above' if gap > 0 else 'below'} ours by {abs(gap):.3f} nats (one seed each).")
+
+# %% [markdown]
+# ## Questions you may be asked
+# What a presenter may be asked about this notebook, the course notes' interview questions among
+# them where they fit. Every number in an answer is read from this run or its artefacts. Click a
+# question to see its answer.
+
+# %%
+h.kgram_questions(comparison, real_text, loop_difference=difference)

@@ -99,6 +99,39 @@ normed = h.RMSNorm(16)(x)
 pd.DataFrame({"RMS before": x.pow(2).mean(-1).sqrt().tolist(), "RMS after": normed.pow(2).mean(-1).sqrt().tolist()})
 
 # %% [markdown]
+# ### Exercise 5: RMSNorm
+# Write RMSNorm's forward pass. The check gives it a learned weight and inputs of scale 0.001,
+# 1 and 50, and compares it with `h.RMSNorm`; it names LayerNorm's centring, a sum in place of
+# the mean, and an epsilon outside the square root if it finds them.
+
+# %%
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x²) + eps) * weight over the last axis: LayerNorm without centring or bias."""
+
+    def __init__(self, dim, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        """x (..., dim) -> the same shape: each vector divided by its root mean square, then scaled by weight."""
+        ### BEGIN SOLUTION
+        # HINT: x.pow(2).mean(-1, keepdim=True) is each vector's mean square; torch.rsqrt(... + self.eps)
+        # one over its root
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        ### END SOLUTION
+
+
+# %% [markdown]
+# The check:
+
+# %%
+h.check_rms_norm(RMSNorm)
+
+# %% [markdown]
 # ## 2. Causal self-attention
 # Every position forms a query, a key and a value. Position t mixes the values of positions
 # ≤ t, weighted by softmax(q·k / √d): it must never see the future, or training would teach
@@ -117,6 +150,59 @@ print(f"fused vs explicit attention: max difference {fused_difference:.1e}; "
 assert fused_difference < 1e-5
 
 # %% [markdown]
+# ### Exercise 6: the causal mask
+# Which keys each query may see. Without a cache the queries are all the positions; with one,
+# they are the few new positions after the cached ones, so the mask is wider than it is tall.
+
+# %%
+def causal_mask(q_len, kv_len):
+    """True where query i may attend to key j: (q_len, kv_len) bools.
+
+    The queries are the last q_len of kv_len positions (all of them without a cache, the new ones
+    with one): query i sits at position kv_len - q_len + i and sees the keys 0 .. that position.
+    """
+    ### BEGIN SOLUTION
+    # HINT: torch.ones(q_len, kv_len, dtype=torch.bool).tril(diagonal=d) keeps key j <= i + d for query i
+    return torch.ones(q_len, kv_len, dtype=torch.bool).tril(diagonal=kv_len - q_len)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check: 5 positions, and 1 and 3 new queries after 4 cached keys.
+
+# %%
+h.check_causal_mask(causal_mask)
+
+# %% [markdown]
+# ### Exercise 7: causal attention
+# Scaled dot-product attention with your mask: scores q·k / √d, the future set to -inf, a
+# softmax over the keys, and the weighted sum of the values. The check compares it with the
+# bundle's explicit attention (`h.attention_weights`) and names a mask that leaks the future, a
+# wrong scale, or a mask applied after the softmax.
+
+# %%
+def causal_attention(q, k, v):
+    """softmax(q kᵀ / sqrt(head_dim)) v, each query attending to the keys at or before its position.
+
+    q: (batch, heads, q_len, head_dim), the last q_len positions; k and v: (batch, heads, kv_len,
+    head_dim). Returns (batch, heads, q_len, head_dim).
+    """
+    ### BEGIN SOLUTION
+    # HINT: scores = q @ k.transpose(-2, -1) / math.sqrt(head_dim); masked_fill(~causal_mask(q_len, kv_len),
+    # -inf); softmax(dim=-1); @ v
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    scores = scores.masked_fill(~causal_mask(q.shape[-2], k.shape[-2]), float("-inf"))
+    return scores.softmax(dim=-1) @ v
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check: a whole sequence, and 2 new queries after 4 cached keys.
+
+# %%
+h.check_causal_attention(causal_attention)
+
+# %% [markdown]
 # ## 3. Positions: learned or rotary
 # Attention by itself ignores order. minGPT and GPT-2 add a learned vector per position. GPT-oss
 # and Llama rotate each query and key by an angle proportional to its position (RoPE). A
@@ -130,6 +216,38 @@ norms = rotary(q.expand(1, 1, 8, 16).contiguous(), start=0).norm(dim=-1).flatten
 print("norm of q at positions 0..7:", [round(v, 4) for v in norms.tolist()])
 for i, j in [(5, 3), (30, 28), (60, 58)]:
     print(f"score(q at {i}, k at {j}) = {(rotary(q, start=i) * rotary(k, start=j)).sum().item():+.4f}")
+
+# %% [markdown]
+# ### Exercise 8: rotary positions
+# Rotate each query or key by its position. Feature i is paired with feature i + head_dim/2 (the
+# two halves of the vector, as in Llama's code), and the pair at position m turns by the angle
+# m · base^(-2i/head_dim): fast for the first pairs, slow for the last. `start` is the position
+# of the first token: 0 for a whole sequence, the cached length when decoding with a cache.
+
+# %%
+def apply_rotary(x, start, base=10_000.0):
+    """x (batch, heads, seq, head_dim) at positions start .. start+seq-1 -> x rotated, the same shape.
+
+    With halves x1, x2 of the last axis and angles (seq, head_dim) (each pair's angle twice, for
+    both halves): x·cos(angles) + (-x2, x1)·sin(angles).
+    """
+    ### BEGIN SOLUTION
+    # HINT: angles = torch.outer(positions, base ** (-torch.arange(0, head_dim, 2) / head_dim)).repeat(1, 2);
+    # x.chunk(2, dim=-1) gives x1, x2
+    head_dim, seq_len = x.shape[-1], x.shape[-2]
+    positions = torch.arange(start, start + seq_len, dtype=torch.float32)
+    frequencies = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.outer(positions, frequencies).repeat(1, 2)
+    first, second = x.chunk(2, dim=-1)
+    return x * angles.cos() + torch.cat([-second, first], dim=-1) * angles.sin()
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check: positions from 0, and from 7 (as after 7 cached tokens).
+
+# %%
+h.check_rotary(apply_rotary)
 
 # %% [markdown]
 # ## 4. Feed-forward: GELU or SwiGLU
@@ -191,6 +309,51 @@ print(f"30 single-token steps with the cache vs one full pass: max difference {c
 assert cache_difference <= 1e-4
 
 # %% [markdown]
+# ### Exercise 9: the KV cache
+# Write the cache itself. `h.TransformerModel` calls its `update` in every block and attends with
+# what it returns, so a cache that forgets, or mixes up its blocks, makes generation drift from
+# what the full forward pass computes. The check runs a small Llama-style model (RoPE,
+# grouped-query heads) on a 4-token prompt and then one token at a time through your cache, and
+# compares every step with dense attention over the whole sequence.
+
+# %%
+class KVCache:
+    """Every block's keys and values of the positions seen so far, for TransformerModel's cache path.
+
+    The model calls update(block, keys, values) in each block with the new positions' keys and
+    values, each (batch, kv_heads, new, head_dim), and attends with what it returns: all of this
+    block's so far, (batch, kv_heads, length + new, head_dim). It reads `length` (the positions
+    cached) for the new tokens' positions, and adds the new tokens to it after the last block.
+    """
+
+    def __init__(self, config, batch_size, device, dtype=torch.float32):
+        ### BEGIN SOLUTION
+        # HINT: self.length = 0, and for each of the config.n_blocks blocks nothing cached yet (lists of None)
+        self.length = 0
+        self.keys = [None] * config.n_blocks
+        self.values = [None] * config.n_blocks
+        ### END SOLUTION
+
+    def update(self, block, keys, values):
+        """Store the new positions' keys and values of this block; return all of this block's so far."""
+        ### BEGIN SOLUTION
+        # HINT: torch.cat the cached ones and the new ones along the position axis (-2), and keep the result
+        # for next time
+        if self.keys[block] is not None:
+            keys = torch.cat([self.keys[block], keys], dim=-2)
+            values = torch.cat([self.values[block], values], dim=-2)
+        self.keys[block], self.values[block] = keys, values
+        return keys, values
+        ### END SOLUTION
+
+
+# %% [markdown]
+# The check:
+
+# %%
+h.check_kv_cache(KVCache)
+
+# %% [markdown]
 # ## 7. Which model learns fastest
 # Six models race on the plays: the four presets, shrunk alike for this preset, the LSTM, and
 # the k-gram design that did best on held-out text in notebook 02. Each trains for the same
@@ -201,10 +364,14 @@ assert cache_difference <= 1e-4
 # rate, and gradients clipped at norm 1. On `quick` and `cpu` the output layer covers only the
 # ids the plays use often enough (a *compact* head, section 9).
 #
-# Each model is evaluated on the same slice of *The Winter's Tale* after 1, 2, 4, 8, ... steps
-# and when its time is up. Every batch holds the same tokens, so a step number is the same
-# number of tokens seen for every model: the right panel compares the models per token, the
-# left per CPU second. Each Transformer then generates with and without its KV cache.
+# Each model is evaluated on the same slice of *The Winter's Tale* after 1, 2, 4, 8, ... steps,
+# every few seconds, and when its time is up. Every batch holds the same tokens, so a step number
+# is the same number of tokens seen for every model: the right panel compares the models per
+# token, the left per CPU second. The races are long enough (a minute each on the `cpu` preset)
+# that the Transformers learn more than counting does: the grey and black lines are n-gram count
+# models of the same plays (unigram, bigram, and the best order), scored on the same tokens. A
+# model below the bigram line has learnt more than which word follows which. Each Transformer
+# then generates a few hundred tokens with and without its KV cache, three times each way.
 # Stored in `artefacts/fastest_learner.json`.
 
 # %%
@@ -247,7 +414,10 @@ h.print_lessons(race)
 # full head, the same with a compact head, the `cpu` preset's own Transformer, the command
 # line's defaults, the same with `--compile` (its compile time inside the 120 seconds), and the
 # reference recipe (the full head) on the command line's model, each with two seeds. The
-# benchmark takes about an hour, so this cell draws its stored artefact.
+# command line's defaults mix their Transformer with an n-gram count model of the same plays
+# (`--counts auto`, the mixture's weight chosen on validation lines taken out of training); the
+# table shows their Transformer alone beside them, and the count models of the same plays close
+# it. The benchmark takes about an hour, so this cell draws its stored artefact.
 
 # %%
 try:
@@ -317,8 +487,11 @@ except h.InputError as missing:
 # ## 10. A Transformer that writes
 # Now the preset's own Transformer, with a compact head and the packed recipe, trained on the
 # plays long enough to write (`BASE_CORPUS = "tinystories"` trains it on TinyStories instead,
-# when the hub or `TINYSTORIES_PATH` gives them). Its training keeps a checkpoint in
-# `CHECKPOINT_DIR`: if the run is interrupted, running the cell again goes on from it.
+# when the hub or `TINYSTORIES_PATH` gives them), then mixed with the count model of the same
+# plays, as the command line's defaults are: p = w p_Transformer + (1 - w) p_counts, the count
+# model's order and the weight w chosen on validation lines taken out of training, never on the
+# held-out play. Its training keeps a checkpoint in `CHECKPOINT_DIR`: if the run is interrupted,
+# running the cell again goes on from it.
 #
 # Then we measure what it writes, continuing three speakers' names (greedy, and sampled at
 # p = 0.5 and 1.0, one sample per seed): the share of its words that are English words or words
@@ -333,7 +506,13 @@ results = writer["results"]
 print(f"{writer['config']['vocabulary']}, {writer['config']['steps']} steps on {writer['config']['data']} "
       f"({writer['config']['train_tokens']:,} tokens)")
 print(f"held-out loss on {', '.join(writer['config']['heldout'])}: {results['heldout_loss']:.2f} nats/token, "
-      f"{results['heldout_bits_per_char']:.2f} bits/character")
+      f"{results['heldout_bits_per_char']:.2f} bits/character, the Transformer mixed with "
+      f"{results['counts']['label']} (weight {results['counts']['weight']:.2f} on the Transformer, chosen on "
+      f"{results['counts']['validation_tokens']:,} validation tokens)")
+best_counts = results["counting"]["best"]
+print(f"beyond counting: {best_counts - results['heldout_loss']:.2f} nats/token below the best count model of the "
+      f"same plays ({h.count_label(results['counting']['best_order'])}, {best_counts:.2f}); the Transformer alone "
+      f"{results['transformer_alone']['heldout_loss']:.2f}")
 print(f"sampled continuations (p = 0.5 and 1.0): {results['sampled']['copied_span_share']:.1%} of their 8-word "
       f"spans copied from the bundle's texts; {results['sampled']['word_share']:.1%} of their words are words "
       f"({writer['config']['word_list']})")
@@ -376,3 +555,12 @@ if speed:
 print(f"The Transformer that writes: {results['heldout_loss']:.2f} nats/token on {', '.join(writer['config']['heldout'])}; "
       f"{results['sampled']['copied_span_share']:.1%} of its sampled 8-word spans copied, "
       f"{results['sampled']['word_share']:.0%} of its words are words.")
+
+# %% [markdown]
+# ## Questions you may be asked
+# What a presenter may be asked about this notebook, the course notes' interview questions among
+# them where they fit. Every number in an answer is read from this run or its artefacts. Click a
+# question to see its answer.
+
+# %%
+h.transformer_questions(race, h.read_artefact(breakdown), writer, cache_difference=cache_difference)

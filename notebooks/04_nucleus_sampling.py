@@ -83,18 +83,26 @@ h.memory_table("04", run, h.resolve_precision("auto", device)).round(3)
 # ## 1. The models
 # Notebooks 01 to 03 saved their trained models in `artefacts/checkpoints/`. We load every
 # one that is there. The one to listen to is `writer`: the Transformer notebook 03 trained
-# long enough to write. If it is missing (this notebook run on its own), we train it first,
-# as notebook 03 does.
+# long enough to write, mixed with the count model of the same plays as notebook 03 measured it
+# (`writer's Transformer alone` is the same network without the counts). If it is missing (this
+# notebook run on its own), we train it first, as notebook 03 does.
+#
+# Beside them, what counting alone writes: `3-gram counts`, an n-gram count model of the plays
+# (interpolated Kneser-Ney, fitted in a second or two). It knows every three-token phrase of the
+# plays and nothing else: listen to how locally right and globally aimless it is.
 
 # %%
 if not (checkpoint_dir / "transformer_writer.pt").is_file():
     print("No writer yet: training the preset's Transformer as notebook 03 does.")
     h.train_writer(enc, run, device=device, seed=SEED, checkpoint_dir=checkpoint_dir)
 models = h.load_checkpoints(checkpoint_dir, device)
+models["writer's Transformer alone"] = models.pop("writer")
+models["writer"] = h.with_its_counts(models["writer's Transformer alone"], enc)
+models["3-gram counts"] = h.count_model(h.build_corpus(enc, run.block_size), order=3)
+trained = {name: getattr(model, "checkpoint_metadata", {}) for name, model in models.items()}
 pd.DataFrame({name: {"family": h.family_of(model), "parameters": h.count_parameters(model),
-                     "vocabulary": h.describe_vocabulary(model),
-                     "trained on": model.checkpoint_metadata.get("trained_on", ""),
-                     "steps": model.checkpoint_metadata.get("steps", "")}
+                     "vocabulary": h.describe_vocabulary(model), "trained on": trained[name].get("trained_on", "the plays"),
+                     "steps": trained[name].get("steps", "")}
               for name, model in models.items()}).T
 
 # %% [markdown]
@@ -113,6 +121,68 @@ next_token = h.write_artefact("next_token", preset=run.name, device=device,
                               results=h.next_token_summary(log_probs, enc, p=0.8))
 h.show_figure("next_token", h.read_artefact(next_token))
 plt.show()
+
+# %% [markdown]
+# ### Exercise 10: the nucleus, renormalised
+# The notes' plan for true top-p sampling has six steps: softmax, rank, cut at p, renormalise,
+# draw, and hand the sampler to `generate_text`. Steps 2 to 4 first: the nucleus of a
+# distribution, renormalised. The check holds it against the bundle's `h.nucleus_mask` on the
+# edge cases a sampler gets wrong: p = 1.0 keeps every token, a p that the first token already
+# exceeds keeps exactly that token, and the token that crosses p is kept.
+
+# %%
+import torch
+
+
+def nucleus_filter(probs, p):
+    """The top-p nucleus of each row of probs, renormalised: (..., vocab) -> (..., vocab).
+
+    The nucleus is the smallest set of most probable tokens whose total probability reaches p:
+    the token that crosses p is in it, and so is the most probable token, always; p = 1.0 keeps
+    every token. The kept probabilities are divided by their sum, the others become 0, and each
+    stays at its token's id.
+    """
+    ### BEGIN SOLUTION
+    # HINT: probs.sort(dim=-1, descending=True) gives the ranked values and their ids; keep a token when the
+    # mass before it (cumsum - ranked) is below p; scatter back; divide by the sum
+    ranked, ids = probs.sort(dim=-1, descending=True)
+    kept = ranked * (ranked.cumsum(dim=-1) - ranked < p)
+    filtered = torch.zeros_like(probs).scatter(-1, ids, kept)
+    return filtered / filtered.sum(dim=-1, keepdim=True)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check:
+
+# %%
+h.check_nucleus_filter(nucleus_filter)
+
+# %% [markdown]
+# ### Exercise 11: the draw
+# Steps 1 and 5: from logits to one token id, drawn from the renormalised nucleus. The check
+# draws thousands of tokens with your sampler and checks that they stay inside the bundle's
+# nucleus, in its proportions; it names the notes' placeholder, which returned the most
+# probable token whatever p was.
+
+# %%
+def nucleus_sample(logits, p, generator=None):
+    """One token id (an int) drawn from the top-p nucleus of a 1-D logits vector (vocab,).
+
+    softmax -> nucleus_filter -> one draw in proportion to the kept probabilities, from
+    `generator` (a torch.Generator, so that a seed gives the same draws).
+    """
+    ### BEGIN SOLUTION
+    # HINT: torch.multinomial(nucleus_filter(logits.softmax(dim=-1), p), 1, generator=generator), as an int
+    return int(torch.multinomial(nucleus_filter(logits.softmax(dim=-1), p), 1, generator=generator))
+    ### END SOLUTION
+
+
+# %% [markdown]
+# The check: p = 0.8, p = 1.0, and a p below the most probable token's probability.
+
+# %%
+h.check_nucleus_sample(nucleus_sample)
 
 # %% [markdown]
 # ## 3. The notes' comparison, measured
@@ -155,7 +225,8 @@ for name, runs in rows.groupby("model", sort=False):
     greedy, full = runs.iloc[0], runs.iloc[-1]
     print(f"{name}: distinct-2 goes from {greedy['distinct_2']:.2f} (greedy) to {full['distinct_2']:.2f} (p = 1.0), "
           f"mean log-probability from {greedy['mean_logprob']:.2f} to {full['mean_logprob']:.2f} nats, English words "
-          f"from {greedy['word_share']:.0%} to {full['word_share']:.0%}; {full['distinct_samples']} of {num_samples} "
+          f"from {h.as_percent(greedy['word_share'])} to {h.as_percent(full['word_share'])}; "
+          f"{full['distinct_samples']} of {num_samples} "
           "samples at p = 1.0 differ.")
 
 # %% [markdown]
@@ -169,3 +240,12 @@ for name, runs in rows.groupby("model", sort=False):
 # %%
 lab = h.sampling_lab(models, enc, prompt=PROMPT, p=0.5, seed=SEED, model="writer")
 display(lab)
+
+# %% [markdown]
+# ## Questions you may be asked
+# What a presenter may be asked about this notebook, the course notes' interview questions among
+# them where they fit. Every number in an answer is read from this run or its artefacts. Click a
+# question to see its answer.
+
+# %%
+h.sampling_questions(h.read_artefact(next_token), diversity)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -21,7 +21,9 @@
 #
 # 1. **How much text does a model need?** The same small Transformer trains for the same number
 #    of steps on the first few thousand, then tens and hundreds of thousands of tokens of the
-#    plays. Too little text is seen again and again, and learned by heart.
+#    plays. Too little text is seen again and again, and learned by heart. Beside each run, what
+#    counting gets from exactly the same tokens (n-gram count models fitted on them): how much
+#    does learning add, and does it add anything on 4,096 tokens?
 # 2. **Should you blend your text with a larger corpus?** The course notes planned to
 #    "compare base-only and blended corpora". Here your text (the bundle's custom corpus, five
 #    files of micro-stories, about 5,000 tokens) is mixed with the plays at shares from 0% to
@@ -113,26 +115,32 @@ runs = h.runs_table(study)
 
 # %% [markdown]
 # ## 3. How much text
-# Held-out loss on *The Winter's Tale*, and the training loss, against how many tokens of the
-# plays the model trained on (log scale), after the same number of steps. With little text the
-# training loss falls far below the held-out loss: the model has learned its text, not the
-# language. Error bars are ±1 standard deviation over the seeds.
+# Held-out loss on *The Winter's Tale* at each run's best evaluation (where early stopping would
+# keep it) and at its end, and the training loss, against how many tokens of the plays the model
+# trained on (log scale), after the same number of steps. With little text the training loss falls
+# far below the held-out loss: the model has learned its text, not the language. The dashed black
+# and dotted grey lines are the best and the unigram count models fitted on each slice. Error
+# bars are ±1 standard deviation over the seeds.
 
 # %%
 h.show_figure("own_text_data", study)
 plt.show()
-runs[runs["question"] == "data"].groupby("tokens")[["train_loss", "standard_loss"]].agg(["mean", "std"]).round(3)
+runs[runs["question"] == "data"].groupby("tokens")[["train_loss", "best_standard_loss", "standard_loss"]].agg(
+    ["mean", "std"]).round(3)
 
 # %% [markdown]
 # ## 4. Blending your text with the plays
-# Left: held-out loss on your held-out lines and on *The Winter's Tale*, against your text's
-# share of the training windows. Right: the same as a trade-off: each point is a mix, further
-# down is better on your text, further left better on the plays.
+# Left: held-out loss on your held-out lines (at each run's best evaluation: a run on your text
+# alone learns your short text by heart, and early stopping is what you would do) and on *The
+# Winter's Tale* (at the end), against your text's share of the training windows, with the count
+# models of each mix's text (the plays, your text, or both) scored on the same lines. Right: the
+# same as a trade-off: each point is a mix, further down is better on your text, further left
+# better on the plays.
 
 # %%
 h.show_figure("own_text_blend", study)
 plt.show()
-runs[runs["question"] == "blend"].groupby("share")[["your_loss", "your_bpc", "standard_loss"]].agg(
+runs[runs["question"] == "blend"].groupby("share")[["best_your_loss", "your_loss", "standard_loss"]].agg(
     ["mean", "std"]).round(3)
 
 # %% [markdown]
@@ -159,3 +167,12 @@ h.print_lessons(study)
 # `python3 pico-llm.py --input_dir data/custom_corpus --custom_sweep_log my_sweep.json`. It
 # measures training loss on a few thousand tokens, so more data looks worse there; the study
 # above measures held-out loss instead.
+
+# %% [markdown]
+# ## Questions you may be asked
+# What a presenter may be asked about this notebook, the course notes' interview questions among
+# them where they fit. Every number in an answer is read from this run or its artefacts. Click a
+# question to see its answer.
+
+# %%
+h.own_text_questions(study)

@@ -18,11 +18,13 @@
 #
 # With little text and many steps, a model stops learning the language and starts learning
 # the text. Its training loss keeps falling; its loss on text it has never seen falls, then
-# turns up. We train the preset's Transformer on a small slice of one play (the first 8,000
-# tokens of *The Comedy of Errors* on the `cpu` preset), far past that turning point, and
-# measure it on *The Winter's Tale*, which no run of this bundle ever trains on. Then we try the
-# usual remedies on the same slice, with the same seeds and steps: dropout, a stronger weight
-# decay, four times the text, and early stopping.
+# turns up. We train the preset's study Transformer on a small slice of the plays (their first
+# 65,536 tokens on the `cpu` preset, a play and a half), far past that turning point, and measure
+# it on *The Winter's Tale*, which no run of this bundle ever trains on. Beside it, what counting
+# gets from the same slice: n-gram count models fitted on exactly those tokens. At its turning
+# point the model has learnt more than counting does from that text; past it, it gives that back.
+# Then we try the usual remedies on the same slice, with the same seeds and steps: dropout, a
+# stronger weight decay, four times the text, and early stopping.
 #
 # Every point is measured with more than one seed. A difference is a finding only when it is
 # larger than twice its seed-to-seed noise; the notebook says so when it is not.
@@ -82,7 +84,7 @@ h.memory_table("06", run, h.resolve_precision("auto", device)).round(3)
 
 # %% [markdown]
 # ## 1. The study
-# Four runs per seed, each the preset's Transformer for the same steps: no remedy, dropout and
+# Four runs per seed, each the preset's study Transformer for the same steps: no remedy, dropout and
 # weight decay on the slice, and the same steps on four times the text (more data). Each is
 # evaluated on a fixed slice of *The Winter's Tale* every few steps. Early stopping needs no
 # run of its own: it is the plain run, stopped where its held-out loss was lowest.
@@ -99,9 +101,10 @@ print(f"the slice: {config['slice']}; more data: {config['more_data']}; held out
 # %% [markdown]
 # ## 2. The turning point, and the remedies
 # Left: the plain run. The training loss keeps falling; the held-out loss falls, reaches its
-# lowest at the turning point (dashed), then rises: past it, every step makes the model worse
-# on text it never saw. Right: where each remedy ends, beside early stopping. Bands and error
-# bars are ±1 standard deviation over the seeds.
+# lowest at the turning point (dashed red), then rises: past it, every step makes the model worse
+# on text it never saw. The grey and black lines are the count models of the same slice. Right:
+# where each remedy ends, beside early stopping, and what counting gets from the slice and from
+# four times the slice. Bands and error bars are ±1 standard deviation over the seeds.
 
 # %%
 h.show_figure("overfitting", study)
@@ -124,3 +127,12 @@ runs.groupby("remedy", sort=False)[["final_loss", "lowest_loss", "turning_step",
 
 # %%
 h.print_lessons(study)
+
+# %% [markdown]
+# ## Questions you may be asked
+# What a presenter may be asked about this notebook, the course notes' interview questions among
+# them where they fit. Every number in an answer is read from this run or its artefacts. Click a
+# question to see its answer.
+
+# %%
+h.overfitting_questions(study)

@@ -14,21 +14,26 @@
 # ---
 
 # %% [markdown]
-# # 07 · A hyperparameter study: what matters in a few seconds of a laptop
+# # 07 · A hyperparameter study: how wide a model for the tokens you can afford
 #
 # The course notes planned a grid of embedding sizes, block sizes, depths and learning rates.
-# What a student on a laptop pays is seconds, so here every config trains for the *same
-# seconds* on the plays, and is measured on *The Winter's Tale*, which no run trains on. A
-# wider or deeper model learns more from each token but sees fewer tokens in those seconds;
-# the study shows which wins.
+# The question a student's budget poses is simpler and deeper: for the tokens I can afford to
+# train on, how wide should my model be? Scaling studies of large models found that the best size
+# grows with the budget (Kaplan et al. 2020, Hoffmann et al. 2022): a small model learns fastest
+# at first, a larger one ends lower given more text. Here we measure it on the plays, at three
+# budgets of training tokens spanning 16x, every point with two seeds, on *The Winter's Tale*,
+# which no run trains on, beside what counting (n-gram count models fitted on the same plays)
+# scores on the same tokens.
 #
-# * **learning rate × width**: every pair, as a heat map whose cells give the mean held-out
-#   loss and its seed-to-seed standard deviation;
-# * **block size and depth**: one at a time, from the preset's own settings (the centre);
-# * **quality against speed**: held-out loss against training tokens per second.
+# * **the learning rate of each width**: a wider model wants a smaller step. Each width tries a
+#   grid of rates at the middle budget; the best must lie inside the grid, never at its edge (the
+#   grid grows one rate where it does, and the artefact warns if it still does);
+# * **the best width at each budget**, each width at its own rate: where the widths cross;
+# * **quality against seconds**: the same runs, for a budget counted in seconds.
 #
-# The learning rate is the peak of the bundle's recipe (warm-up, then cosine decay), and a
-# batch always holds the same number of tokens, whatever the block size.
+# Budgets are counted in tokens, so that the lessons hold on any machine: seconds depend on the
+# machine, tokens do not. The learning rate is the peak of the bundle's recipe (warm-up, then
+# cosine decay to the end of each run's own budget).
 
 # %% [markdown]
 # ## Set-up
@@ -69,9 +74,8 @@ device = h.pick_device()
 enc = h.get_tokenizer()
 budget = h.HYPERPARAMETER_BUDGETS[run.name]
 checkpoint_dir = CHECKPOINT_DIR or h.CHECKPOINTS_DIR
-configs = h.hyperparameter_configs(run, h.study_seeds(run))
-print(f"preset {run.name}, device {h.describe_device(device)}, {len(configs)} runs of {budget.seconds:g} s "
-      f"(seeds {h.study_seeds(run)}); the centre: {h.hyperparameter_centre(run)}")
+print(f"preset {run.name}, device {h.describe_device(device)}, seeds {h.study_seeds(run)}; widths {budget.widths}, "
+      f"budgets {[f'{tokens:,}' for tokens in budget.budgets]} tokens; rates tried first {budget.learning_rates}")
 budget
 
 # %% [markdown]
@@ -85,59 +89,80 @@ h.memory_table("07", run, h.resolve_precision("auto", device)).round(3)
 
 # %% [markdown]
 # ## 1. The study
-# Every config trains for the same seconds, with every seed, and is evaluated once at the end
-# on a fixed slice of *The Winter's Tale*. Stored in `artefacts/hyperparameters.json`.
+# First each width's learning rate, at the middle budget (`artefacts/hyperparameter_rates.json`),
+# then every width at every budget with the rate found for it (`artefacts/hyperparameters.json`;
+# the middle budget's runs are the rate grid's own). Each run is evaluated once at its end on a
+# fixed slice of *The Winter's Tale*.
 
 # %%
 study = (h.read_artefact("hyperparameters") if REDRAW_ONLY
          else h.hyperparameter_study(enc, run, device=device, checkpoint_dir=checkpoint_dir))
+rates = h.read_artefact("hyperparameter_rates")
 runs = h.runs_table(study)
 failed = [run_ for run_ in study["results"]["runs"] if run_["status"] == "failed"]
-print(f"{len(runs)} runs, {len(failed)} failed; the best cell: {study['results']['best']}")
+print(f"{len(runs)} runs, {len(failed)} failed; the learning rate of each width: {study['config']['learning_rates']}")
+for warning in study["config"]["rate_warnings"]:
+    print("  warning:", warning)
 for run_ in failed:
     print("  failed:", run_["config"], run_["error"])
 
 # %% [markdown]
-# ## 2. Learning rate × width
-# Each cell: the mean held-out loss over the seeds, and below it their standard deviation. Two
-# cells whose means differ by less than about twice their deviations are not different at this
-# budget. The best cell is outlined.
+# ## 2. The learning rate of each width
+# Each cell: the mean held-out loss over the seeds at the middle budget, and below it their
+# standard deviation; the rate chosen for each width is outlined. Two cells whose means differ
+# by less than about twice their deviations are not different at this budget. The count models'
+# losses are marked on the colour bar.
 
 # %%
-h.show_figure("hyperparameter_heatmap", study)
+h.show_figure("hyperparameter_heatmap", rates)
+plt.show()
+h.print_lessons(rates)
+
+# %% [markdown]
+# ## 3. The best width at each budget
+# Held-out loss against training tokens (log scale), a line per width, each at its own learning
+# rate; a star marks the best width at each budget. The lines of the count models fitted on the
+# same plays show what learning adds to counting.
+
+# %%
+h.show_figure("hyperparameter_budgets", study)
 plt.show()
 
 # %% [markdown]
-# ## 3. Block size and depth
-# From the centre, one setting at a time: the tokens of context each window gives, and the
-# number of Transformer blocks.
-
-# %%
-h.show_figure("hyperparameter_shape", study)
-plt.show()
-
-# %% [markdown]
-# ## 4. Quality against speed
-# A wider model costs more per token, so it sees fewer tokens in the same seconds. Lower is
-# better; to the right is faster. Colours are widths, markers learning rates.
+# ## 4. Quality against seconds
+# The same runs against the seconds they took: a narrower model trains more tokens per second,
+# so in seconds it stays ahead longer than in tokens.
 
 # %%
 h.show_figure("hyperparameter_speed", study)
 plt.show()
 
 # %% [markdown]
-# Every config, mean and seed-to-seed standard deviation, best first:
+# Every run, mean and seed-to-seed standard deviation:
 
 # %%
-settings = ["learning_rate", "width", "block_size", "depth"]
-table = runs.groupby(settings)[["loss", "bpc", "tokens_per_s", "steps"]].agg(["mean", "std"])
-table.sort_values(("loss", "mean")).round(3)
+table = runs.groupby(["tokens", "width", "learning_rate"])[["loss", "bpc", "seconds", "tokens_per_s"]].agg(
+    ["mean", "std"])
+table.round(3)
 
 # %% [markdown]
 # ## 5. What the study teaches
 # Each lesson is computed from the runs: the effect in the claim's direction, averaged over the
 # seeds, with its seed-to-seed standard deviation. It holds when the effect is more than twice
-# that noise; otherwise it is "not resolved at this budget".
+# that noise; otherwise it is "not resolved at this budget". Each says where its runs stand
+# against counting.
 
 # %%
 h.print_lessons(study)
+crossing = study["results"]["crossing_tokens"]
+print(f"The best width at each budget: {study['results']['best_widths']}"
+      + (f"; the widths cross near {crossing:,.0f} tokens." if crossing else "."))
+
+# %% [markdown]
+# ## Questions you may be asked
+# What a presenter may be asked about this notebook, the course notes' interview questions among
+# them where they fit. Every number in an answer is read from this run or its artefacts. Click a
+# question to see its answer.
+
+# %%
+h.hyperparameter_questions(study, rates)

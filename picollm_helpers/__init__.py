@@ -7,18 +7,21 @@ Its sections, top to bottom (each uses only what stands above it):
   4. data       text, read from its sources (sources), as GPT-2's ids (tokens), cut into
                 training and held-out windows, packed or the starter's way (corpus)
   5. models     output heads, full or compact, and the fused loss (heads); the k-gram MLP,
-                the LSTM, the Transformer and one factory (models)
+                the LSTM, the Transformer and one factory (models); n-gram count models,
+                the baseline beside every curve (counts)
   6. sampling   temperature, top-k, top-p, greedy; generate_text
   7. training   the recipe, train_model within a step or time budget, evaluate, checkpoints
                 (training); training checkpoints and resuming an interrupted run (resume); the
-                memory a run needs (memory); data-parallel runs (parallel)
+                memory a run needs (memory); data-parallel runs (parallel); the checks of the
+                assignment's parts a student writes, each against the bundle's own (exercises)
   8. experiments  artefacts and their provenance (artefacts); each notebook's study, its runs,
                 artefact and lessons, and what they share (studies/); learning speed and
                 where a step's compute goes (speed)
   9. plots      figures from histories and artefacts (plots), the slides made of them (slides);
-                the sampling lab (lab). Loaded on first use (`h.draw_figure`, say): matplotlib and
-                the widgets take a second to import, which the command line, and every process
-                it starts, need not spend.
+                the sampling lab (lab); the questions a presenter may be asked about each notebook,
+                answered from its run (questions). Loaded on first use (`h.draw_figure`, say):
+                matplotlib and the widgets take a second to import, which the command line, and
+                every process it starts, need not spend.
 """
 
 import importlib
@@ -31,22 +34,24 @@ from .tokens import *  # noqa: F401,F403
 from .corpus import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
+from .counts import *  # noqa: F401,F403
 from .sampling import *  # noqa: F401,F403
 from .resume import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403
 from .memory import *  # noqa: F401,F403
 from .parallel import *  # noqa: F401,F403
+from .exercises import *  # noqa: F401,F403
 from .artefacts import *  # noqa: F401,F403
 from .studies import *  # noqa: F401,F403
 from .speed import *  # noqa: F401,F403
 
 keep_freed_memory_for_reuse()  # noqa: F405  (see its docstring: faster CPU training steps)
 
-_DRAWING_SECTIONS = ("plots", "slides", "lab")
+_DRAWING_SECTIONS = ("plots", "slides", "lab", "questions")
 
 
 def _public_names(module) -> list[str]:
-    return [name for name in vars(module) if not name.startswith("_")]
+    return getattr(module, "__all__", [name for name in vars(module) if not name.startswith("_")])
 
 
 def _load_drawing_sections() -> None:

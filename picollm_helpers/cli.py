@@ -29,6 +29,8 @@ import math
 import os
 import shlex
 import sys
+import tempfile
+import time
 
 import torch
 from dataclasses import asdict, dataclass, replace
@@ -38,6 +40,7 @@ from .artefacts import artefact_path, provenance, write_json_atomically
 from .device import PRECISIONS, is_main_process, pick_device, resolve_precision, seed_everything
 from .studies import (CUSTOM_CORPUS, custom_data_sweep, kgram_comparison_table, kgram_design_comparison, runs_table,
                       transformer_comparison, transformer_metrics_table)
+from .counts import VALIDATION_FRACTION, fit_count_models, mix_with_counts
 from .heads import MIN_COUNT_PER_MILLION, VOCABULARIES, resolve_vocab, vocab_ids_for
 from .models import KGramMLPSeqModel, MODEL_FAMILIES, build_model, count_parameters, describe_vocabulary
 from .corpus import build_corpus
@@ -49,8 +52,8 @@ from .resume import TrainingStopped, open_resumable, resume_point, run_settings
 from .sampling import generate_text
 from .speed import SpeedRun
 from .tokenizer import get_tokenizer
-from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, check_batch_split, epoch_losses, run_summary,
-                       train_model)
+from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, check_batch_split, epoch_losses, evaluate,
+                       evaluate_each, run_summary, train_model)
 
 SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
 STARTER_BATCH = 16
@@ -116,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Tokens per training window (packed), or kept per example (--packing off); at least 2.")
     data.add_argument("--test_fraction", type=float, default=0.0,
                       help="Fraction of each source's examples (lines, stories) held out, by a seeded choice.")
+    data.add_argument("--validation_fraction", type=float, default=VALIDATION_FRACTION,
+                      help="With --counts: the share of the training examples (lines, stories) taken out of training "
+                           "to choose the count model and its weight on (never the held-out text).")
     data.add_argument("--packing", choices=["on", "off"], default=None,
                       help="on: random windows of packed token streams, every position a target. off: the "
                            "starter's one padded example per line. Default: off for runs counted in epochs, else on.")
@@ -130,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--min_count", type=count_or_auto, default="auto",
                         help="With a compact head: how often an id must occur in the training text to be kept. auto: "
                              f"{MIN_COUNT_PER_MILLION} times per million training tokens (at least once).")
+    models.add_argument("--counts", choices=["auto", "on", "off"], default="auto",
+                        help="Mix each trained model with an n-gram count model of the same training text, "
+                             "p = w p_model + (1 - w) p_counts, the count model's order and the weight w chosen on "
+                             "validation lines taken out of training (--validation_fraction). auto: on for packed runs "
+                             "that train on the base corpus, whose text is large enough to count; off: the model "
+                             "alone. The run reports the model alone beside the mixture.")
     models.add_argument("--embed_size", type=int, default=1024, help="Embedding (and hidden) size of the k-gram "
                                                                      "MLP and the LSTM.")
     models.add_argument("--kgram_k", type=int, default=3, help="Context tokens the k-gram MLP sees.")
@@ -242,6 +254,7 @@ class RunPlan:
     train_seconds: float | None
     num_epochs: int | None
     steps_per_epoch: int | None
+    counts: bool = False  # mixed with a count model of the training text
 
     @property
     def counted_in_epochs(self) -> bool:
@@ -292,6 +305,21 @@ def check_paths(args) -> None:
         path = getattr(args, flag)
         if path is not None and Path(path).is_dir():
             fail(f"--{flag} {path} is a folder: give a file path, e.g. {Path(path) / 'run.pt'}.")
+    for flag in ("save_checkpoint", "metrics_json", "custom_sweep_log"):
+        if getattr(args, flag) is not None:
+            check_writable(flag, Path(getattr(args, flag)))
+
+
+def check_writable(flag: str, path: Path) -> None:
+    """A file can be written beside `path` (its folder made if need be): found before training, not after it. Each
+    process of a data-parallel run probes with a file of its own, which goes when it is closed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        fail(f"--{flag} {path}: cannot write there ({error.strerror or error}): give a path in a folder you can "
+             "write to.")
 
 
 def check_checkpoint_flags(args) -> None:
@@ -350,7 +378,20 @@ def plan_run(args) -> RunPlan:
         fail(f"--warmup_steps {recipe.warmup_steps} is longer than the run's --max_steps {args.max_steps}: "
              "lower --warmup_steps or train longer.")
     num_epochs = (args.num_epochs or STARTER_EPOCHS) if not packing and not budget_flags else None
-    return RunPlan(packing, recipe, args.max_steps, args.train_seconds, num_epochs, args.max_steps_per_epoch)
+    return RunPlan(packing, recipe, args.max_steps, args.train_seconds, num_epochs, args.max_steps_per_epoch,
+                   counts=plan_counts(args, packing))
+
+
+def plan_counts(args, packing: bool) -> bool:
+    """Whether the trained models are mixed with counts: --counts on, or auto for packed runs on the base corpus."""
+    if args.counts == "on" and not packing:
+        fail("--counts on mixes a packed run's model with counts: leave it out of runs counted in the starter's "
+             "epochs, or add --packing on.")
+    if not 0.0 < args.validation_fraction < 1.0:
+        fail(f"--validation_fraction {args.validation_fraction} must lie in (0, 1): 0.02 takes out a fiftieth of "
+             "the training lines to choose the mixture on.")
+    trains_on_base = args.base_weight > 0 or not has_own_text(args)
+    return args.counts == "on" or (args.counts == "auto" and packing and trains_on_base)
 
 
 def check_args(args) -> RunPlan:
@@ -423,47 +464,93 @@ def run_budget(plan: RunPlan, corpus, batch_size: int) -> dict:
             else math.ceil(corpus.num_train / batch_size)}
 
 
-def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, vocab_ids,
+def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, vocab_ids, counting: Counting | None,
                      resume_from: Path | None = None) -> dict:
-    """Train one family (going on from `resume_from` when given), print its losses and samples; what
-    --metrics_json stores of it."""
+    """Train one family (going on from `resume_from` when given), mix it with counts when the plan says so, print
+    its losses and samples; what --metrics_json stores of it."""
     seed_everything(args.seed)
     model = build_model(family, **model_config(family, args, enc.n_vocab), vocab_ids=vocab_ids).to(device)
     label = model_label(family, args)
-    data = (f"{corpus.num_train_tokens:,} training tokens of {describe_data(args)}, packed" if corpus.packed
-            else f"{corpus.num_train} training sequences of {describe_data(args)}")
+    data = (f"{corpus.num_train_tokens:,} training tokens of {corpus.trained_on}, packed" if corpus.packed
+            else f"{corpus.num_train} training sequences of {corpus.trained_on}")
     say(f"\n== {label}: {count_parameters(model):,} parameters, vocabulary {describe_vocabulary(model)}, "
           f"{data}, device {device}")
     budget = run_budget(plan, corpus, args.batch_size)
     checkpoint = checkpoint_path(checkpoint_base(args), args, label) if checkpoint_base(args) else None
     if resume_from is not None:
         say(f"going on from {resume_from}")
+    spent = counting.seconds if counting and budget.get("train_seconds") else 0.0
     history = train_model(model, corpus, batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed,
                           precision=args.precision, grad_accum_steps=args.grad_accum_steps, compile=args.compile,
                           name=label, checkpoint_path=checkpoint, checkpoint_every=args.checkpoint_every,
-                          resume_from=resume_from, checkpoint_metadata={"trained_on": describe_data(args)}, **budget)
+                          resume_from=resume_from, checkpoint_metadata={"trained_on": corpus.trained_on},
+                          seconds_spent=spent, **budget)
     if plan.counted_in_epochs:
         for epoch, loss in epoch_losses(history).items():
             say(f"epoch {epoch}: loss {loss:.4f}")
     summary = run_summary(history)
     resumed = f" (resumed at step {summary['resumed_from_step']})" if "resumed_from_step" in summary else ""
+    fitting = f" (of them {spent:.1f} s fitting count models)" if spent else ""
     say(f"{summary['steps']} steps{resumed}, {summary['tokens_seen']:,} tokens in {summary['train_seconds']:.2f} s of "
-          f"training: {summary['tokens_per_s']:,.0f} tokens/s; final training loss {summary['train_loss']:.4f}")
-    say(f"samples from {args.prompt!r}:")
+          f"training{fitting}: {summary['tokens_per_s']:,.0f} tokens/s; final training loss {summary['train_loss']:.4f}")
+    answer = mix_with_counts(model, counting.models, corpus.validation) if counting else model
+    say(f"samples from {args.prompt!r}{' (the model mixed with counts)' if counting else ''}:")
     samples = {}
     for setting, top_p in SAMPLE_SETTINGS if is_main_process() else ():
-        samples[setting] = generate_text(model, enc, args.prompt, args.max_new_tokens, top_p=top_p, seed=args.seed,
+        samples[setting] = generate_text(answer, enc, args.prompt, args.max_new_tokens, top_p=top_p, seed=args.seed,
                                          precision=summary["precision"])
         say(f"  {setting:<11} {samples[setting]!r}")
+    report = {**summary, "samples": samples, "model": {"family": family, "parameters": count_parameters(model),
+                                                       "vocabulary": describe_vocabulary(model), **model.config}}
     if summary["heldout_loss"] is not None:
-        say(f"held-out loss: {summary['heldout_loss']:.4f} nats/token, {summary['heldout_bits_per_char']:.4f} "
-            f"bits/character ({', '.join(stream.name for stream in corpus.heldout)}: "
-            f"{corpus.num_heldout_tokens:,} tokens)" if corpus.packed else
-            f"test loss: {summary['heldout_loss']:.4f} ({summary['heldout_bits_per_char']:.4f} bits/character)")
+        report.update(report_heldout(model, answer, corpus, summary))
     if checkpoint is not None:
         say(f"saved {checkpoint}")
-    return {**summary, "samples": samples, "model": {"family": family, "parameters": count_parameters(model),
-                                                     "vocabulary": describe_vocabulary(model), **model.config}}
+    return report
+
+
+class Counting:
+    """The count models a run mixes its models with, fitted on its training streams, and the seconds that took."""
+
+    def __init__(self, corpus):
+        started = time.perf_counter()
+        self.models = fit_count_models(corpus)
+        self.seconds = time.perf_counter() - started
+        say(f"counted {corpus.num_train_tokens:,} training tokens into {len(self.models)} count models "
+            f"(orders {', '.join(str(m.order) for m in self.models)}) in {self.seconds:.1f} s; "
+            f"{corpus.validation.num_heldout_tokens:,} validation tokens taken out to choose the mixture on")
+
+
+def loss_words(loss) -> str:
+    return f"{loss.nats_per_token:.4f} nats/token, {loss.bits_per_char:.4f} bits/character"
+
+
+def report_heldout(model, answer, corpus, summary: dict) -> dict:
+    """Print the held-out loss of the run's answer (the mixture, with counts), over every held-out file and each on
+    its own, and the model alone beside it; what the metrics add of it."""
+    if not corpus.packed:
+        say(f"test loss: {summary['heldout_loss']:.4f} ({summary['heldout_bits_per_char']:.4f} bits/character)")
+        return {}
+    together, each = evaluate(answer, corpus), evaluate_each(answer, corpus)
+    mixed = answer is not model
+    what = (f", the model mixed with {answer.counts.label} (weight {answer.weight:.2f} on the model, chosen on "
+            "validation lines)" if mixed else "")
+    say(f"held-out loss: {loss_words(together)} ({', '.join(stream.name for stream in corpus.heldout)}: "
+        f"{corpus.num_heldout_tokens:,} tokens){what}")
+    if len(each) > 1:
+        for name, loss in each.items():
+            say(f"  {name}: {loss_words(loss)}")
+    report = {"heldout_loss": together.nats_per_token, "heldout_bits_per_char": together.bits_per_char,
+              "heldout_by_file": {name: asdict(loss) for name, loss in each.items()}}
+    if mixed:
+        alone = evaluate_each(model, corpus)
+        say(f"the model alone: {loss_words(evaluate(model, corpus))}"
+            + "".join(f"; {name}: {loss.nats_per_token:.4f}" for name, loss in alone.items() if len(alone) > 1))
+        report.update(counts={**answer.choice, "label": answer.counts.label},
+                      heldout_loss_alone=summary["heldout_loss"],
+                      heldout_bits_per_char_alone=summary["heldout_bits_per_char"],
+                      heldout_by_file_alone={name: asdict(loss) for name, loss in alone.items()})
+    return report
 
 
 def checkpoint_base(args) -> str | None:
@@ -544,13 +631,6 @@ def without_resume(argv: list[str]) -> list[str]:
     return kept
 
 
-def describe_data(args) -> str:
-    """The training text the flags ask for, in words: the base corpus, your files, or both."""
-    own = " ".join([*args.input_files, args.input_dir or ""]).strip()
-    base = {"plays": "the plays", "tinystories": "TinyStories"}[base_corpus_name(args)]
-    return " + ".join(part for part in (base if args.base_weight > 0 or not own else "", own) if part)
-
-
 def write_metrics(args, plan: RunPlan, device, runs: dict) -> None:
     """--metrics_json: a flat record for one model, or one record per model under "models"."""
     config = {**vars(args), "packing": plan.packing, "recipe": asdict(plan.recipe), "budget": {
@@ -576,7 +656,7 @@ def compare_kgram_designs(args, plan: RunPlan, corpus, enc, device) -> None:
     artefact = kgram_design_comparison(
         corpus, enc.n_vocab, preset="command line", device=device, k=args.kgram_k, embed_size=args.embed_size,
         num_inner_layers=args.num_inner_mlp_layers, recipe=plan.recipe, batch_size=args.batch_size, steps=steps,
-        seed=args.seed, data=describe_data(args))
+        seed=args.seed, data=corpus.trained_on)
     say(f"\n== k-gram designs, {steps} steps each (batch {args.batch_size})")
     say(kgram_comparison_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
     say(f"wrote {artefact_path('kgram_comparison')}")
@@ -591,7 +671,7 @@ def collect_transformer_metrics(args, plan: RunPlan, corpus, enc, device) -> Non
         corpus, enc.n_vocab, preset=run.name, device=device, scale=run.transformer_scale, steps=steps,
         batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed,
         vocab_ids=corpus_vocab_ids(args, plan, corpus, device),
-        baselines={"LSTM": lstm}, prompt_ids=enc.encode(args.prompt), data=describe_data(args))
+        baselines={"LSTM": lstm}, prompt_ids=enc.encode(args.prompt), data=corpus.trained_on)
     say(f"\n== Transformer presets ({run.name} scale {run.transformer_scale or 'full size'}), {steps} steps each")
     say(transformer_metrics_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
     say(f"wrote {artefact_path('transformer_metrics')}")
@@ -622,7 +702,7 @@ def command_line_run(argv: list[str], label: str = "the command line's defaults"
                     vocab=resolve_vocab(args.vocab, plan.packing, device), min_count=args.min_count,
                     transformer=check_transformer(args), batch_size=resolve_batch_size(args.batch_size, plan.packing,
                                                                                       device),
-                    block_size=args.block_size, compile=args.compile)
+                    block_size=args.block_size, compile=args.compile, counts=plan.counts)
 
 
 def main(argv=None) -> int:
@@ -636,7 +716,8 @@ def main(argv=None) -> int:
             enc, args.block_size, packing=plan.packing, base_corpus=base_corpus_name(args), base_weight=args.base_weight,
             tinystories_stories=args.tinystories_stories, tinystories_path=args.tinystories_path,
             input_files=args.input_files, input_dir=args.input_dir, eval_files=default_eval_files(args, plan),
-            limit_custom_examples=args.limit_custom_examples, test_fraction=args.test_fraction, seed=args.seed)
+            limit_custom_examples=args.limit_custom_examples, test_fraction=args.test_fraction, seed=args.seed,
+            **({"validation_fraction": args.validation_fraction} if plan.counts else {}))
         if args.collect_transformer_metrics or args.custom_sweep_log:
             if args.collect_transformer_metrics:
                 collect_transformer_metrics(args, plan, corpus, enc, device)
@@ -645,13 +726,15 @@ def main(argv=None) -> int:
             return 0
         vocab_ids = corpus_vocab_ids(args, plan, corpus, device)
         resumes = resume_points(args, plan, corpus, enc, vocab_ids)
+        trains = any(not compares_kgram_designs(family, args) for family in args.models)
+        counting = Counting(corpus) if plan.counts and trains else None
         runs = {}
         for family in args.models:
             if compares_kgram_designs(family, args):
                 compare_kgram_designs(args, plan, corpus, enc, device)
             else:
                 runs[model_label(family, args)] = train_and_report(family, args, plan, corpus, enc, device,
-                                                                   vocab_ids, resumes.get(family))
+                                                                   vocab_ids, counting, resumes.get(family))
         if args.metrics_json and runs:
             write_metrics(args, plan, device, runs)
     except TrainingStopped as stopped:

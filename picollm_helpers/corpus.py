@@ -148,18 +148,27 @@ class HeldOutSet:
 
 
 class PackedCorpus(HeldOutSet):
-    """Training streams (the base corpus and the student's text), their weights, and held-out streams."""
+    """Training streams (the base corpus and the student's text), their weights, held-out streams, and validation
+    streams: examples taken out of the training text to choose settings on (never the held-out ones)."""
 
-    def __init__(self, train: list[TokenStream], weights: list[float], heldout: list[TokenStream], block_size: int):
+    def __init__(self, train: list[TokenStream], weights: list[float], heldout: list[TokenStream], block_size: int,
+                 validation: list[TokenStream] = ()):
         super().__init__(heldout, block_size)
         for stream in train:
             check_stream_fits(stream, block_size)
         self.train = train
         self.weights = torch.tensor(weights, dtype=torch.float64) / sum(weights)
+        self.validation = HeldOutSet(list(validation), block_size)
 
     @property
     def num_train_tokens(self) -> int:
         return sum(len(stream) for stream in self.train)
+
+    @property
+    def trained_on(self) -> str:
+        """The sources it trains on, as messages name them: what was read, not what was asked for (TinyStories out
+        of reach leaves the plays)."""
+        return " + ".join(stream.name for stream in self.train)
 
     def train_streams(self) -> list[np.ndarray]:
         return [stream.ids for stream in self.train]
@@ -205,23 +214,36 @@ def training_sources(base_corpus: str, base_weight: float, tinystories_stories: 
 def build_packed_corpus(enc, block_size: int, *, base_corpus: str = "plays", base_weight: float = 0.5,
                         tinystories_stories: int = 20_000, tinystories_path=None, input_files=(), input_dir=None,
                         limit_custom_examples=None, test_fraction: float = 0.0, seed: int = 0,
-                        eval_files=()) -> PackedCorpus:
+                        eval_files=(), validation_fraction: float = 0.0) -> PackedCorpus:
     """Every source asked for as a packed stream, with a seeded held-out choice of whole examples from each,
     and the eval files held out whole. A source whose weight is 0 trains nothing but still gives its
-    held-out examples."""
+    held-out examples. `validation_fraction` of each training source's other examples (a seeded choice)
+    is taken out of training too, as validation text to choose settings on."""
     check_block_size(block_size)
     own = own_text_source(input_files, input_dir, limit_custom_examples)
-    train, weights, heldout = [], [], []
+    train, weights, heldout, validation = [], [], [], []
     for source, weight in training_sources(base_corpus, base_weight, tinystories_stories, tinystories_path, own):
         tokenized = tokenize_source(enc, source)
         chosen = heldout_choice(len(tokenized), test_fraction, seed)
         if weight > 0:
-            train.append(TokenStream(source.name, tokenized.select(~chosen)))
+            validating = validation_choice(~chosen, validation_fraction, seed)
+            train.append(TokenStream(source.name, tokenized.select(~chosen & ~validating)))
             weights.append(weight)
+            if validating.any():
+                validation.append(heldout_stream(enc, f"{source.name} (validation)", tokenized.select(validating)))
         if chosen.any():
             heldout.append(heldout_stream(enc, f"{source.name} (held out)", tokenized.select(chosen)))
     heldout += eval_streams(enc, eval_files, own_text_files(input_files, input_dir))
-    return PackedCorpus(train, weights, heldout, block_size)
+    return PackedCorpus(train, weights, heldout, block_size, validation)
+
+
+def validation_choice(training: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded choice of `fraction` of the training examples (a mask over all examples) to validate on."""
+    chosen = np.zeros(len(training), dtype=bool)
+    if fraction > 0:
+        candidates = np.flatnonzero(training)
+        chosen[candidates[heldout_choice(len(candidates), fraction, seed + 1)]] = True
+    return chosen
 
 
 def eval_streams(enc, eval_files, training_files=()) -> list[TokenStream]:
@@ -327,6 +349,7 @@ class ExampleCorpus:
     base_weight: float
     block_size: int
     heldout_characters: int = 0  # characters of text the held-out targets stand for
+    trained_on: str = ""  # the sources it trains on, as messages name them ("the plays + your text")
 
     packed = False
 
@@ -380,9 +403,10 @@ def build_example_corpus(enc, block_size: int, *, base_corpus: str = "plays", ba
     and every line of the eval files held out too."""
     check_block_size(block_size)
     own = own_text_source(input_files, input_dir, limit_custom_examples)
-    sequences = {"base": [], "own": []}
-    for source, _ in training_sources(base_corpus, base_weight, tinystories_stories, tinystories_path, own):
+    sequences, trained_on = {"base": [], "own": []}, []
+    for source, weight in training_sources(base_corpus, base_weight, tinystories_stories, tinystories_path, own):
         sequences["own" if source is own else "base"] = tokenize(source_lines(source), enc, block_size)
+        trained_on += [source.name] if weight > 0 else []
     train_base, test_base = split_train_test(sequences["base"], test_fraction, seed)
     train_own, test_own = split_train_test(sequences["own"], test_fraction, seed)
     eval_lines = [line.strip() for path in eval_files or ()
@@ -390,7 +414,8 @@ def build_example_corpus(enc, block_size: int, *, base_corpus: str = "plays", ba
     test_own += tokenize(eval_lines, enc, block_size)
     targets = [np.asarray(seq[1:], dtype=np.int64) for seq in test_base + test_own]
     characters = count_characters(enc, np.concatenate(targets)) if targets else 0
-    return ExampleCorpus(train_base, train_own, test_base, test_own, base_weight, block_size, characters)
+    return ExampleCorpus(train_base, train_own, test_base, test_own, base_weight, block_size, characters,
+                         " + ".join(trained_on))
 
 
 def build_corpus(enc, block_size: int, *, packing: bool = True, **sources):

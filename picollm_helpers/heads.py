@@ -204,6 +204,19 @@ class OutputHead(nn.Module):
         """Log-probabilities over every id (..., vocab_size), summing to 1 at every position."""
         return self.vocabulary.expand(self.linear(hidden).float().log_softmax(dim=-1))
 
+    def target_log_probs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(target) at every position (...), over every id, FUSED_CHUNK_ROWS positions at a time (so that a
+        full head's logits never exist for a whole batch at once)."""
+        flat_hidden, flat_targets = hidden.reshape(-1, hidden.shape[-1]), targets.flatten()
+        pieces = []
+        for start in range(0, len(flat_targets), FUSED_CHUNK_ROWS):
+            rows = slice(start, start + FUSED_CHUNK_ROWS)
+            classes = self.vocabulary.encode(flat_targets[rows])
+            log_probs = self.linear(flat_hidden[rows]).float().log_softmax(dim=-1)
+            pieces.append(log_probs.gather(1, classes.unsqueeze(1)).squeeze(1)
+                          - self.vocabulary.bucket_penalty(flat_targets[rows]))
+        return torch.cat(pieces).view(targets.shape)
+
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor, counted: torch.Tensor | None = None,
              fused: bool = True) -> torch.Tensor:
         """Mean full-vocabulary cross-entropy (nats) of `targets` (GPT-2 ids) given `hidden`.

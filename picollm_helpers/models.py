@@ -15,6 +15,7 @@ its vocabulary's kept ids in `self.vocabulary`, so a checkpoint can rebuild it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict
 
@@ -55,6 +56,11 @@ def check_token_ids(tokens: torch.Tensor, vocab_size: int) -> None:
                          " Was the text encoded with the same tokenizer as the model?")
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where a model's tensors live: its parameters', or its buffers' for a model with none to train (counts)."""
+    return next(itertools.chain(model.parameters(), model.buffers())).device
+
+
 def require_positive(**values) -> None:
     for name, value in values.items():
         if value < 1:
@@ -90,6 +96,10 @@ class LanguageModel(nn.Module):
             return self.lm_head.weight.sum() * 0.0
         hidden = self.hidden_states(self.read(tokens[:-1]))
         return self.lm_head.loss(hidden, tokens[1:], None if mask is None else mask[1:], fused)
+
+    def target_log_probs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """log p(tokens[t+1] | tokens[:t+1]) over every id, for t = 0 .. seq_len - 2: (seq_len - 1, batch)."""
+        return self.lm_head.target_log_probs(self.hidden_states(self.read(tokens[:-1])), tokens[1:])
 
     def read(self, tokens: torch.Tensor) -> torch.Tensor:
         """Checked GPT-2 ids -> the class ids the embedding reads."""
@@ -482,7 +492,9 @@ def build_model(family: str, **config) -> nn.Module:
 
 
 def family_of(model: nn.Module) -> str:
-    return next(name for name, cls in MODEL_FAMILIES.items() if isinstance(model, cls))
+    """A model's family: one of MODEL_FAMILIES, or the family a model that is not built by name says it is
+    (counts, or a model with counts beside it)."""
+    return next((name for name, cls in MODEL_FAMILIES.items() if isinstance(model, cls)), getattr(model, "family", None))
 
 
 def describe_vocabulary(model: LanguageModel) -> str:

@@ -25,7 +25,7 @@ from .presets import ARTEFACTS_DIR
 from .sampling import check_sampling_args, nucleus_mask
 from .speed import (COMMAND_LINE, COMMAND_LINE_COMPILED, PACKED_COMPACT, PACKED_FULL, PRESET_TRANSFORMER, REFERENCE,
                     STARTER_WAY)
-from .studies import runs_by
+from .studies import count_label, runs_by
 
 SLIDE_SIZE = (13.333, 7.5)  # inches: 16:9, a slide's shape
 SLIDE_STYLE = {
@@ -121,13 +121,18 @@ def plot_loss_curves(history: pd.DataFrame, ax=None, title: str = "Training loss
 
 
 @slide_figure
-def plot_history_panels(history: pd.DataFrame, title: str, test_loss: bool = False):
-    """Loss against step, a line per model; with test_loss, a second panel of the held-out loss."""
+def plot_history_panels(history: pd.DataFrame, title: str, test_loss: bool = False, counting: dict | None = None,
+                        which=("unigram", "best")):
+    """Loss against step, a line per model; with test_loss, a second panel of the held-out loss, with the count
+    models of the same training text beside it."""
     fig, axes = plt.subplots(1, 2 if test_loss else 1, squeeze=False)
     plot_loss_curves(history, ax=axes[0, 0], title="training loss")
     if test_loss:
-        plot_loss_curves(history.dropna(subset=["test_loss"]), ax=axes[0, 1], title="held-out loss",
+        held_out = axes[0, 1]
+        plot_loss_curves(history.dropna(subset=["test_loss"]), ax=held_out, title="held-out loss",
                          column="test_loss")
+        draw_counting(held_out, counting, which)
+        held_out.legend()
     fig.suptitle(title)
     return fig
 
@@ -141,6 +146,46 @@ def plot_speed_bars(names: list[str], tokens_per_s: list[float], ax=None, title:
     ax.set(xlabel="tokens / s (log scale)", title=title)
     ax.invert_yaxis()
     return ax
+
+
+# ---------------------------------------------------------------- counting, drawn beside every held-out loss
+
+COUNT_STYLES = {"unigram": dict(color="grey", linestyle=":", linewidth=2.5),
+                "bigram": dict(color="dimgrey", linestyle="-.", linewidth=2),
+                "same_k": dict(color="saddlebrown", linestyle="-.", linewidth=2),
+                "best": dict(color="black", linestyle="--", linewidth=2)}
+COUNTING_GID = "counting"  # every count model's line carries it, so that a test can find them
+
+
+def count_lines(counting: dict, which=("unigram", "best")) -> list[tuple[str, float, dict]]:
+    """(label, loss, style) of each count line asked for, labelled with its number; the best order once."""
+    lines = {"unigram": ("unigram counts", counting["unigram"]), "bigram": ("bigram counts", counting["bigram"]),
+             "best": (f"{count_label(counting['best_order'])} (best)", counting["best"])}
+    orders = {"unigram": 1, "bigram": 2}
+    if "same_k_order" in counting:  # the count model that reads as many tokens as a k-gram MLP
+        order = counting["same_k_order"]
+        lines["same_k"] = (f"{count_label(order)} (the same {order - 1} tokens)",
+                           counting["orders"][str(order)]["nats_per_token"])
+        orders["same_k"] = order
+    duplicate = any(orders.get(name) == counting["best_order"] for name in which)
+    shown = [name for name in which if not (name == "best" and duplicate)]
+    return [(f"{lines[name][0]} {lines[name][1]:.2f}", lines[name][1], COUNT_STYLES[name]) for name in shown]
+
+
+def draw_counting(ax, counting: dict | None, which=("unigram", "best"), vertical: bool = False) -> None:
+    """The count models fitted on the same training text as the runs, as lines across a held-out-loss axis, each
+    labelled with its loss. A line beyond the axis's data range extends it: what counting scores is the yardstick."""
+    if not counting:
+        return
+    for label, loss, style in count_lines(counting, which):
+        draw = ax.axvline if vertical else ax.axhline
+        draw(loss, label=label, gid=COUNTING_GID, zorder=1, **style)
+
+
+def plot_count_curve(ax, x, countings: list[dict], key: str, label: str, style_name: str) -> None:
+    """A count model's loss at each point of a study whose points train on different text (one count model each)."""
+    ax.plot(x, [counting[key] for counting in countings], label=label, gid=COUNTING_GID, zorder=1,
+            **COUNT_STYLES[style_name])
 
 
 @slide_figure
@@ -199,10 +244,11 @@ def plot_sanity_check(artefact: dict):
 @slide_figure
 def plot_kgram_real_text(artefact: dict):
     """Training and held-out loss of each k-gram design and context window on real text, from kgram_real_text.json."""
-    config = artefact["config"]
-    return plot_history_panels(pd.DataFrame(artefact["results"]["history"]),
+    config, results = artefact["config"], artefact["results"]
+    return plot_history_panels(pd.DataFrame(results["history"]),
                                f"k-gram designs and windows on the plays, {config['heldout']} held out "
-                               f"({artefact['preset']} preset)", test_loss=True)
+                               f"({artefact['preset']} preset)", test_loss=True, counting=results.get("counting"),
+                               which=("unigram", "same_k", "best"))
 
 
 SPEED_RUN_NAMES = {STARTER_WAY: "the starter's way", PACKED_FULL: "packed, full head",
@@ -218,11 +264,13 @@ def plot_learning_speed(artefact: dict):
     runs = artefact["results"]["runs"]
     works = list(next(iter(runs.values()))["curves"])
     fig, axes = plt.subplots(1, len(works), sharey=True, squeeze=False)
+    counting = artefact["results"].get("counting", {})
     for ax, work in zip(axes.flat, works):
         for label, run in runs.items():
             seconds, losses, _ = zip(*run["curves"][work])
             ax.plot(seconds, losses, "o-", label=f"{SPEED_RUN_NAMES.get(label, label)} "
                                                  f"({run['tokens_per_s']:,.0f} tokens/s)")
+        draw_counting(ax, counting.get(work))
         ax.set(xlabel="seconds of training", title=f"held out: {work}")
     axes[0, 0].set_ylabel("held-out loss (nats / token)")
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
@@ -377,6 +425,8 @@ def plot_fastest_learner(artefact: dict):
         curve = curve_by_step(runs)
         line = plot_band(by_time, curve["seconds"].mean(axis=0), curve["loss"], label=name)
         plot_band(by_tokens, curve["tokens"].mean(axis=0), curve["loss"], label=name, color=line.get_color())
+    for ax in (by_time, by_tokens):
+        draw_counting(ax, artefact["results"].get("counting"), ("unigram", "bigram", "best"))
     by_time.set(xlabel="seconds of training", ylabel="held-out loss (nats / token)")
     by_tokens.set(xlabel="tokens seen (log scale)", xscale="log")
     fig.legend(*by_time.get_legend_handles_labels(), loc="outside right center", title=SPREAD.split(":")[0])
@@ -401,12 +451,19 @@ def plot_own_text_data(artefact: dict):
                                                                      "tokens").items() if question == "data"}
     tokens = sorted(sizes)
     fig, ax = plt.subplots()
-    errorbars(ax, tokens, [sizes[t] for t in tokens], lambda run: run["standard_loss"],
-              label=f"held out ({artefact['config']['standard_heldout']})")
+    errorbars(ax, tokens, [sizes[t] for t in tokens], lambda run: run["best_standard_loss"],
+              label=f"held out ({artefact['config']['standard_heldout']}), at its best")
+    errorbars(ax, tokens, [sizes[t] for t in tokens], lambda run: run["standard_loss"], label="held out, at the end",
+              linestyle=":")
     errorbars(ax, tokens, [sizes[t] for t in tokens], lambda run: run["train_loss"], label="training", linestyle="--")
+    counting = artefact["results"].get("counting")
+    if counting:
+        countings = [counting["sizes"][str(t)] for t in tokens]
+        plot_count_curve(ax, tokens, countings, "unigram", "unigram counts of the same text", "unigram")
+        plot_count_curve(ax, tokens, countings, "best", "best count model of the same text", "best")
     ax.set(xscale="log", xlabel="training tokens (the first N of the plays; log scale)", ylabel="loss (nats / token)",
            title=study_title(artefact, f"How much text: {artefact['config']['budget']['steps']} steps at every size"))
-    ax.legend(title=SPREAD)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title=SPREAD.split(":")[0])
     return fig
 
 
@@ -419,18 +476,26 @@ def plot_own_text_blend(artefact: dict):
     order = sorted(shares)
     fig, (by_share, tradeoff) = plt.subplots(1, 2)
     config = artefact["config"]
-    errorbars(by_share, [100 * s for s in order], [shares[s] for s in order], lambda run: run["your_loss"],
-              label="your held-out lines")
+    errorbars(by_share, [100 * s for s in order], [shares[s] for s in order], lambda run: run["best_your_loss"],
+              label="your held-out lines, at the best evaluation")
     errorbars(by_share, [100 * s for s in order], [shares[s] for s in order], lambda run: run["standard_loss"],
               label=config["standard_heldout"])
+    counting = artefact["results"].get("counting")
+    if counting:
+        texts = ["plays" if s == 0 else "your text" if s == 1 else "both" for s in order]
+        for held_out, name in (("your_lines", "your lines"), ("standard", config["standard_heldout"])):
+            countings = [counting[held_out][text] for text in texts]
+            plot_count_curve(by_share, [100 * s for s in order], countings, "best", f"counts, {name}", "best")
+            plot_count_curve(by_share, [100 * s for s in order], countings, "unigram", f"unigram counts, {name}",
+                             "unigram")
     by_share.set(xlabel="your text's share of training (%)", ylabel="held-out loss (nats / token)")
     by_share.legend(title=SPREAD)
-    your = [np.mean([run["your_loss"] for run in shares[s]]) for s in order]
+    your = [np.mean([run["best_your_loss"] for run in shares[s]]) for s in order]
     standard = [np.mean([run["standard_loss"] for run in shares[s]]) for s in order]
     tradeoff.plot(standard, your, "o-")
     for share, x, y in zip(order, standard, your):
         tradeoff.annotate(f"{share:.0%}", (x, y), textcoords="offset points", xytext=(8, 4))
-    tradeoff.set(xlabel=f"loss on {config['standard_heldout']}", ylabel="loss on your lines",
+    tradeoff.set(xlabel=f"loss on {config['standard_heldout']}", ylabel="loss on your lines (best)",
                  title="the trade-off (your share beside each point)")
     fig.suptitle(study_title(artefact, f"Blending your text ({config['your_text']}) with the plays"))
     return fig
@@ -451,6 +516,8 @@ def plot_overfitting(artefact: dict):
               marker="o")
     turning = np.mean([run["turning_step"] for run in plain])
     curves.axvline(turning, color="tab:red", linestyle="--", label=f"turning point (step {turning:.0f})")
+    counting = artefact["results"].get("counting", {})
+    draw_counting(curves, counting.get("one slice"))
     curves.set(xlabel="step", ylabel="loss (nats / token)", title="no remedy")
     curves.legend(title=SPREAD)
     labels = ["early stopping", *[remedy for remedy in remedies if remedy != "none"], "none (to the end)"]
@@ -459,92 +526,109 @@ def plot_overfitting(artefact: dict):
     bars.barh(labels, [np.mean(v) for v in values], xerr=[np.std(v, ddof=1) for v in values], capsize=5,
               color="tab:blue")
     bars.set(xlabel="final held-out loss (nats / token)", title="the remedies")
-    bars.set_xlim(min(np.mean(v) for v in values) - 0.3, max(np.mean(v) for v in values) + 0.2)
+    slice_counts, more_counts = counting.get("one slice"), counting.get("more data")
+    if slice_counts and more_counts:
+        bars.axvline(slice_counts["best"], gid=COUNTING_GID, label=f"counts of the slice {slice_counts['best']:.2f}",
+                     **COUNT_STYLES["best"])
+        bars.axvline(more_counts["best"], gid=COUNTING_GID, label=f"counts of 4x the slice {more_counts['best']:.2f}",
+                     **{**COUNT_STYLES["best"], "color": "tab:green"})
+        bars.legend(loc="upper right")
+    reference = [np.mean(v) for v in values] + ([slice_counts["best"], more_counts["best"]] if slice_counts else [])
+    bars.set_xlim(min(reference) - 0.3, max(reference) + 0.2)
     bars.invert_yaxis()
     fig.suptitle(study_title(artefact, f"Overfitting {artefact['config']['slice_tokens']:,} tokens, "
                                        f"{artefact['config']['heldout']} held out"))
     return fig
 
 
-def hyperparameter_grid(artefact: dict) -> pd.DataFrame:
-    """The learning rate x width grid of hyperparameters.json: each cell's runs, at the grid's block size and depth."""
-    best = artefact["results"]["best"]
-    cells = [{"learning_rate": rate, "width": width, "runs": group} for (rate, width, block, depth), group
-             in runs_by(artefact["results"]["runs"], "learning_rate", "width", "block_size", "depth").items()
-             if block == best["block_size"] and depth == best["depth"]]
-    return pd.DataFrame(cells)
+def rate_cells(artefact: dict) -> dict[tuple[float, int], list[float]]:
+    """The held-out losses of every (learning rate, width) cell of hyperparameter_rates.json, over the seeds."""
+    return {(rate, width): [run["loss"] for run in group]
+            for (rate, width), group in runs_by(artefact["results"]["runs"], "learning_rate", "width").items()}
 
 
 @slide_figure
 def plot_hyperparameter_heatmap(artefact: dict):
-    """Held-out loss over learning rate and width, each cell its mean and seed-to-seed s.d., from hyperparameters.json."""
-    grid = hyperparameter_grid(artefact)
-    rates, widths = sorted(grid["learning_rate"].unique()), sorted(grid["width"].unique())
-    cell = {(row.learning_rate, row.width): [run["loss"] for run in row.runs] for row in grid.itertuples()}
-    means = np.array([[np.mean(cell[(rate, width)]) for rate in rates] for width in widths])
+    """Held-out loss over learning rate and width at the tuning budget, each cell its mean and seed-to-seed s.d., the
+    rate chosen for each width outlined, from hyperparameter_rates.json. A width's grid can be wider than another's
+    (grown where its best lay at an edge); cells it never tried are blank."""
+    cells = rate_cells(artefact)
+    rates, widths = sorted({rate for rate, _ in cells}), sorted({width for _, width in cells})
+    means = np.array([[np.mean(cells[(rate, width)]) if (rate, width) in cells else np.nan for rate in rates]
+                      for width in widths])
     fig, ax = plt.subplots()
     image = ax.imshow(means, cmap="viridis_r", aspect="auto", origin="lower")
     ax.grid(False)
     ax.set_xticks(range(len(rates)), [f"{rate:g}" for rate in rates])
     ax.set_yticks(range(len(widths)), [str(width) for width in widths])
-    for i, width in enumerate(widths):
-        for j, rate in enumerate(rates):
-            values = cell[(rate, width)]
-            light = image.norm(means[i, j]) < 0.5  # viridis_r is yellow at the low end
-            ax.text(j, i, f"{np.mean(values):.2f}\n± {np.std(values, ddof=1):.2f}", ha="center", va="center",
-                    color="black" if light else "white")
-    best = artefact["results"]["best"]
-    ax.add_patch(plt.Rectangle((rates.index(best["learning_rate"]) - 0.5, widths.index(best["width"]) - 0.5), 1, 1,
-                               fill=False, edgecolor="tab:red", linewidth=3))
+    for (rate, width), values in cells.items():
+        i, j = widths.index(width), rates.index(rate)
+        light = image.norm(means[i, j]) < 0.5  # viridis_r is yellow at the low end
+        spread_text = f"\n± {np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
+        ax.text(j, i, f"{np.mean(values):.2f}{spread_text}", ha="center", va="center",
+                color="black" if light else "white")
+    for width, rate in artefact["results"]["chosen"].items():
+        ax.add_patch(plt.Rectangle((rates.index(rate) - 0.5, widths.index(int(width)) - 0.5), 1, 1, fill=False,
+                                   edgecolor="tab:red", linewidth=3))
     ax.set(xlabel="peak learning rate", ylabel="width (d_model)")
-    plt.colorbar(image, ax=ax, label="held-out loss (nats / token)")
-    fig.suptitle(study_title(artefact, f"Learning rate x width, {artefact['config']['budget']['seconds']:g} s each "
-                                       "(best outlined)"))
+    bar = plt.colorbar(image, ax=ax, label="held-out loss (nats / token)")
+    counting = artefact["results"].get("counting")
+    if counting:
+        for label, loss, style in count_lines(counting, ("bigram", "best")):
+            bar.ax.axhline(loss, label=label, gid=COUNTING_GID, **{**style, "color": "red"})
+        low, high = np.nanmin(means), np.nanmax(means)
+        bar.ax.set_ylim(min(low, counting["best"]) - 0.02, max(high, counting["bigram"]) + 0.02)
+    fig.suptitle(study_title(artefact, f"Learning rate x width, {artefact['config']['tokens']:,} tokens "
+                                       "(counts on the bar)"))
+    return fig
+
+
+def budget_points(artefact: dict) -> dict[int, dict[int, list[dict]]]:
+    """The runs of hyperparameters.json by width, then by budget: {width: {tokens: runs}}."""
+    table: dict[int, dict[int, list[dict]]] = {}
+    for (width, tokens), group in runs_by(artefact["results"]["runs"], "width", "tokens").items():
+        table.setdefault(width, {})[tokens] = group
+    return {width: dict(sorted(points.items())) for width, points in sorted(table.items())}
+
+
+@slide_figure
+def plot_hyperparameter_budgets(artefact: dict):
+    """Held-out loss against training tokens, a line per width (each at its own learning rate), the best width at each
+    budget marked, and the count models of the same text, from hyperparameters.json."""
+    fig, ax = plt.subplots()
+    rates = artefact["config"]["learning_rates"]
+    best = {int(tokens): width for tokens, width in artefact["results"]["best_widths"].items()}
+    for width, points in budget_points(artefact).items():
+        budgets = list(points)
+        line = errorbars(ax, budgets, list(points.values()), lambda run: run["loss"],
+                         label=f"width {width} (learning rate {rates[str(width)]:g})")
+        won = [tokens for tokens in budgets if best[tokens] == width]
+        ax.plot(won, [np.mean([run["loss"] for run in points[tokens]]) for tokens in won], "*", markersize=22,
+                color=line[0].get_color())
+    draw_counting(ax, artefact["results"].get("counting"), ("unigram", "bigram", "best"))
+    ax.plot([], [], "*", color="grey", markersize=16, label="the best width at that budget")
+    ax.set(xscale="log", xlabel="training tokens (log scale)", ylabel="held-out loss (nats / token)")
+    ax.set_xticks(sorted(best), [f"{tokens:,}" for tokens in sorted(best)])
+    ax.minorticks_off()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title=SPREAD.split(":")[0])
+    fig.suptitle(study_title(artefact, "Which width for the budget"))
     return fig
 
 
 @slide_figure
 def plot_hyperparameter_speed(artefact: dict):
-    """Held-out loss against training tokens/s for every grid cell, from hyperparameters.json."""
-    grid = hyperparameter_grid(artefact)
+    """Held-out loss against seconds of training, a line per width through its budgets, from hyperparameters.json:
+    the same runs, for the question a budget in seconds poses."""
     fig, ax = plt.subplots()
-    markers = dict(zip(sorted(grid["learning_rate"].unique()), "os^Dv"))
-    for width, rows in grid.groupby("width"):
-        colour = None
-        for row in rows.itertuples():
-            speed, loss = ([run[key] for run in row.runs] for key in ("tokens_per_s", "loss"))
-            points = ax.errorbar(np.mean(speed), np.mean(loss), xerr=np.std(speed, ddof=1), yerr=np.std(loss, ddof=1),
-                                 marker=markers[row.learning_rate], color=colour, capsize=4, linestyle="none",
-                                 label=f"width {width}" if colour is None else None)
-            colour = points[0].get_color()
-    for rate, marker in markers.items():
-        ax.plot([], [], marker=marker, color="grey", linestyle="none", label=f"learning rate {rate:g}")
-    ax.set(xscale="log", xlabel="training tokens / s (log scale)", ylabel="held-out loss (nats / token)",
-           title=study_title(artefact, f"Quality against speed, {artefact['config']['budget']['seconds']:g} s each"))
-    fig.legend(loc="outside right center", title=SPREAD.split(":")[0])
-    return fig
-
-
-@slide_figure
-def plot_hyperparameter_shape(artefact: dict):
-    """Held-out loss against block size and against depth, each from the centre, from hyperparameters.json."""
-    centre = artefact["config"]["centre"]
-    groups = runs_by(artefact["results"]["runs"], "learning_rate", "width", "block_size", "depth")
-    fig, axes = plt.subplots(1, 2, sharey=True)
-    for ax, setting, index in ((axes[0], "block_size", 2), (axes[1], "depth", 3)):
-        line = {key[index]: group for key, group in groups.items()
-                if all(key[i] == centre[name] for i, name in enumerate(("learning_rate", "width", "block_size",
-                                                                        "depth")) if i != index)}
-        values = sorted(line)
-        errorbars(ax, values, [line[v] for v in values], lambda run: run["loss"], label=setting)
-        if setting == "block_size":
-            ax.set_xscale("log", base=2)
-        ax.set_xticks(values, [str(v) for v in values])
-        ax.minorticks_off()
-        ax.set(xlabel=setting.replace("_", " "))
-    axes[0].set(ylabel="held-out loss (nats / token)")
-    fig.suptitle(study_title(artefact, f"Block size and depth from width {centre['width']}, learning rate "
-                                       f"{centre['learning_rate']:g}"))
+    for width, points in budget_points(artefact).items():
+        seconds = [np.mean([run["seconds"] for run in runs]) for runs in points.values()]
+        errorbars(ax, seconds, list(points.values()), lambda run: run["loss"],
+                  label=f"width {width} ({np.mean([run['tokens_per_s'] for runs in points.values() for run in runs]):,.0f}"
+                        " tokens/s)")
+    draw_counting(ax, artefact["results"].get("counting"), ("unigram", "bigram", "best"))
+    ax.set(xscale="log", xlabel="seconds of training (log scale)", ylabel="held-out loss (nats / token)")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title=SPREAD.split(":")[0])
+    fig.suptitle(study_title(artefact, "Quality against seconds: the same runs"))
     return fig
 
 
@@ -573,9 +657,9 @@ FIGURES = {
     "own_text_data": ("own_text", plot_own_text_data),
     "own_text_blend": ("own_text", plot_own_text_blend),
     "overfitting": ("overfitting", plot_overfitting),
-    "hyperparameter_heatmap": ("hyperparameters", plot_hyperparameter_heatmap),
+    "hyperparameter_heatmap": ("hyperparameter_rates", plot_hyperparameter_heatmap),
+    "hyperparameter_budgets": ("hyperparameters", plot_hyperparameter_budgets),
     "hyperparameter_speed": ("hyperparameters", plot_hyperparameter_speed),
-    "hyperparameter_shape": ("hyperparameters", plot_hyperparameter_shape),
 }
 
 

@@ -173,7 +173,7 @@ RUN_PRESETS = {
         # the learning-speed benchmark measures it beside minGPT's design (learning_speed.json).
         transformer=TransformerConfig(d_model=128, n_heads=4, n_blocks=4, d_ff=512, norm="rmsnorm", positions="rope",
                                       ffn="swiglu", tie_weights=False, max_seq_len=64),
-        writer_steps=600,
+        writer_steps=1_200,
         study_transformer=TransformerConfig(d_model=64, n_heads=4, n_blocks=2, d_ff=256, norm="rmsnorm",
                                             positions="rope", ffn="swiglu", tie_weights=False, max_seq_len=64),
     ),

@@ -41,6 +41,7 @@ on it.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import signal
@@ -95,8 +96,9 @@ def write_atomically(payload: dict, path: str | os.PathLike) -> Path:
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise InputError(f"Could not write {path} ({error.strerror or error}): free some space or write it "
-                         "elsewhere; the checkpoint already there, if any, is kept whole.") from None
+        remedy = "free some space or write it elsewhere" if error.errno == errno.ENOSPC else "write it elsewhere"
+        raise InputError(f"Could not write {path} ({error.strerror or error}): {remedy}; the checkpoint already "
+                         "there, if any, is kept whole.") from None
     return path
 
 

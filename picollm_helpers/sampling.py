@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .device import autocast
+from .models import model_device
 
 # p lying on a cumulative boundary (0.5 + 0.3 = 0.8) must stop there, but float32 stores 0.7 as
 # 0.69999999: a boundary this close below p counts as reaching it (float32 softmax rounds at ~1e-7).
@@ -86,7 +87,7 @@ def next_token_log_probs(model, prompt_ids: list[int]) -> torch.Tensor:
     """The model's 1-D log-probabilities over every id for the token that follows the prompt."""
     if not prompt_ids:
         raise ValueError("The prompt is empty: give at least one character of text to continue.")
-    device = next(model.parameters()).device
+    device = model_device(model)
     return model.log_probs(torch.tensor(prompt_ids, dtype=torch.long, device=device).view(-1, 1))[-1, 0]
 
 
@@ -150,7 +151,7 @@ class Generation:
 
 def unknown_ids(model, prompt_ids: list[int]) -> list[int]:
     """The prompt ids a compact model has never seen: they enter it as its bucket."""
-    ids = torch.tensor(prompt_ids, device=next(model.parameters()).device)
+    ids = torch.tensor(prompt_ids, device=model_device(model))
     return ids[model.vocabulary.in_bucket(ids)].tolist()
 
 
@@ -167,7 +168,7 @@ def generate_tokens(model, prompt_ids: list[int], max_new_tokens: int = 20, top_
     check_sampling_args(temperature, top_k, top_p)
     if not prompt_ids:
         raise ValueError("The prompt is empty: give at least one character of text to continue.")
-    device = next(model.parameters()).device
+    device = model_device(model)
     greedy = top_p is None and top_k is None
     generator = make_generator(seed, device)
     was_training = model.training
@@ -200,12 +201,20 @@ def generate_text(model, enc, prompt: str = "Once upon a", max_new_tokens: int =
                   use_cache: bool = True, precision: str = "fp32") -> str:
     """The prompt followed by the model's continuation (see generate_tokens).
 
-    Prompt words a compact model has never seen are noted once on stderr: they enter as its bucket.
+    Prompt words a compact model has never seen are noted on stderr, once a process: they enter as its bucket.
     """
     generation = generate_tokens(model, enc.encode_ordinary(prompt), max_new_tokens, top_p, temperature, top_k,
                                  seed, use_cache, precision)
     if generation.unknown_prompt_ids:
         pieces = ", ".join(repr(enc.decode([i])) for i in generation.unknown_prompt_ids)
-        print(f"Note: this model never saw {pieces} in training; the prompt reads them as its bucket.",
-              file=sys.stderr)
+        note_once(f"Note: this model never saw {pieces} in training; the prompt reads them as its bucket.")
     return prompt + enc.decode(generation.tokens)
+
+
+NOTED: set[str] = set()  # the notes this process has printed: a study that samples many models says each once
+
+
+def note_once(message: str) -> None:
+    if message not in NOTED:
+        NOTED.add(message)
+        print(message, file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import textwrap
 from collections import Counter
 from datetime import datetime, timezone
@@ -30,15 +31,15 @@ from matplotlib.textpath import text_to_path
 from .artefacts import artefact_path, git_commit, read_artefact
 from .plots import FIGURES, SLIDE_SIZE, draw_figure
 from .presets import ARTEFACTS_DIR, InputError
-from .studies import lesson_line
-from .speed import learning_speed_summary, mean_loss_at
+from .studies import lesson_brief, lesson_line
+from .speed import learning_speed_summary
 
 SLIDES_FILE = "slides.pdf"
 WRITER_ARTEFACT = "writer"
 FIGURE_DPI = 150  # a figure is drawn onto its page as an image of this resolution
 HEADLINE_PT, HEADING_PT, BODY_PT, NOTE_PT = 28, 20, 16, 14  # nothing on a page is smaller than 14 pt
 MARGIN_IN = 0.45
-MAX_LINES_UNDER_A_FIGURE = 6  # so that the figure keeps most of its page
+MAX_LINES_UNDER_A_FIGURE = 8  # so that the figure keeps most of its page
 MONOSPACE = FontProperties(family="DejaVu Sans Mono", size=NOTE_PT)  # ships with matplotlib
 NOTE_FONT, BODY_FONT, HEADING_FONT = (FontProperties(size=size) for size in (NOTE_PT, BODY_PT, HEADING_PT))
 GREY = "0.35"
@@ -57,9 +58,9 @@ FIGURE_HEADLINES = {
     "own_text_data": "Your own text: how much text a model needs",
     "own_text_blend": "Your own text: blending it with the plays",
     "overfitting": "Overfitting: past the turning point, and the remedies",
-    "hyperparameter_heatmap": "Learning rate and width at a fixed time budget",
-    "hyperparameter_shape": "Block size and depth at a fixed time budget",
-    "hyperparameter_speed": "Quality against speed",
+    "hyperparameter_heatmap": "The learning rate each width wants",
+    "hyperparameter_budgets": "Which width for the tokens you can afford",
+    "hyperparameter_speed": "The same runs against seconds",
 }
 
 
@@ -99,12 +100,10 @@ def kgram_real_text_numbers(artefact: dict) -> list[str]:
 
 
 def learning_speed_numbers(artefact: dict) -> list[str]:
-    runs = artefact["results"]["runs"]
-    seconds = artefact["config"]["train_seconds"]
-    best = min(runs, key=lambda label: mean_loss_at(runs[label], seconds))
-    return [learning_speed_summary(artefact),
-            f"Lowest held-out loss at {seconds:g} s, averaged over the held-out works: {best}, "
-            f"{mean_loss_at(runs[best], seconds):.2f} nats / token"]
+    """The defaults' margin over counting and over the reference recipe, and the rest of the summary, a sentence a
+    line."""
+    return [sentence.strip() + ("" if sentence.strip().endswith(".") else ".")
+            for sentence in re.split(r"(?<=\.) (?=[A-Z])", learning_speed_summary(artefact)) if sentence.strip()]
 
 
 def step_breakdown_numbers(artefact: dict) -> list[str]:
@@ -172,13 +171,13 @@ KEY_NUMBERS = {
 }
 
 
-def findings(figure_name: str, artefact: dict) -> list[str]:
-    """What a figure's page says beneath it: its study's lessons, else its key numbers (none for a figure
-    with neither)."""
+def findings(figure_name: str, artefact: dict, brief: bool = False) -> list[str]:
+    """What a figure's page says beneath it: its study's lessons (in full, or `brief`), else its key numbers (none
+    for a figure with neither)."""
     lessons = artefact["results"].get("lessons")
     if lessons:
         shown = artefact["results"].get("lessons_by_figure", {}).get(figure_name, range(len(lessons)))
-        return [lesson_line(lessons[index]) for index in shown]
+        return [(lesson_brief if brief else lesson_line)(lessons[index]) for index in shown]
     key_numbers = KEY_NUMBERS.get(figure_name)
     return key_numbers(artefact) if key_numbers else []
 
@@ -275,16 +274,29 @@ def artefact_note(name: str, artefact: dict) -> str:
             f"commit {artefact['git_commit']} · {artefact['created'][:10]}")
 
 
-def bullets(lines: list[str], width: float, artefact_name: str) -> str:
-    """Lines as wrapped bullets, as many whole ones as MAX_LINES_UNDER_A_FIGURE holds with, when some are
-    left out, a last line saying where they are."""
-    wrapped = [wrap(f"• {line}", width, BODY_FONT, hanging="   ") for line in lines]
-    shown = len(wrapped)
-    while "\n".join(wrapped[:shown]).count("\n") + 1 + (shown < len(wrapped)) > MAX_LINES_UNDER_A_FIGURE:
-        shown -= 1
-    if shown == len(wrapped):
-        return "\n".join(wrapped)
-    return "\n".join(wrapped[:shown] + [f"• and {len(wrapped) - shown} more in artefacts/{artefact_name}.json"])
+def cut_to_one_line(line: str, width: float, font: FontProperties) -> str:
+    """A finding shortened to what one line of `width` inches holds: its claim cut between words, with an ellipsis,
+    and what was measured after the claim's last colon kept whole."""
+    claim, measured = line.rsplit(": ", 1) if ": " in line else (line, "")
+    ending = f": {measured}" if measured else ""
+    if width_in(ending, font) > width / 2:  # not a lesson's measured tail: the line is cut as a whole
+        claim, ending = line, ""
+    words = claim.split(" ")
+    while len(words) > 1 and width_in(" ".join(words) + " …" + ending, font) > width:
+        words.pop()
+    return " ".join(words) + (" …" if words != claim.split(" ") else "") + ending
+
+
+def bullets(wordings: list[list[str]], width: float) -> tuple[str, FontProperties]:
+    """Every finding as a bullet, in the first wording (each a list of lines, fullest first) whose wrapped bullets
+    fit MAX_LINES_UNDER_A_FIGURE lines, at the body's size, else at the notes'. Where none fits, the last wording
+    with each bullet cut to one line: a finding is shortened to fit, never dropped."""
+    for lines in wordings:
+        for font in (BODY_FONT, NOTE_FONT):
+            text = "\n".join(wrap(f"• {line}", width, font, hanging="   ") for line in lines)
+            if text.count("\n") < MAX_LINES_UNDER_A_FIGURE:
+                return text, font
+    return "\n".join(cut_to_one_line(f"• {line}", width, NOTE_FONT) for line in wordings[-1]), NOTE_FONT
 
 
 def figure_page(figure_name: str, artefact: dict) -> Figure:
@@ -295,9 +307,10 @@ def figure_page(figure_name: str, artefact: dict) -> Figure:
     artefact_name = FIGURES[figure_name][0]
     top = headline(page, FIGURE_HEADLINES.get(figure_name, figure_name.replace("_", " ").capitalize()),
                    artefact_note(artefact_name, artefact))
-    text = page.text(MARGIN_IN / width, MARGIN_IN / height, bullets(findings(figure_name, artefact),
-                     width - 2 * MARGIN_IN, artefact_name), fontsize=BODY_PT, va="bottom", linespacing=1.3,
-                     parse_math=False)
+    lines, font = bullets([findings(figure_name, artefact), findings(figure_name, artefact, brief=True)],
+                          width - 2 * MARGIN_IN)
+    text = page.text(MARGIN_IN / width, MARGIN_IN / height, lines, fontsize=font.get_size(), va="bottom",
+                     linespacing=1.3, parse_math=False)
     text_in = text.get_window_extent().height / page.dpi
     image_bottom = MARGIN_IN + (text_in + 0.2 if text_in else 0)
     figure = draw_figure(figure_name, artefact)

@@ -24,12 +24,13 @@ from torch._C._profiler import _EventType
 from .presets import InputError
 from .device import AUTOCAST_DTYPES, seed_everything
 from .artefacts import read_artefact, write_artefact
+from .counts import VALIDATION_FRACTION, fit_count_models, mix_with_counts
 from .heads import FUSED_CHUNK_ROWS, bucket_log_shares, vocab_ids_for
 from .models import build_model, count_parameters, describe_vocabulary
 from .corpus import build_corpus, standard_heldout
 from .presets import TransformerConfig
 from .sampling import generate_text
-from .studies.lessons import lesson, paired_effects, spread, with_noise
+from .studies.lessons import count_baselines, count_label, lesson, paired_effects, spread, with_noise
 from .training import STARTER_RECIPE, Recipe, evaluate, make_optimizer, run_summary, train_model
 
 
@@ -58,6 +59,7 @@ class SpeedRun:
     block_size: int | None = None  # None: the benchmark's
     compile: bool = False
     threads: int | None = None  # None: torch's own choice (every core)
+    counts: bool = False  # mixed with count models of the training text, chosen on validation lines (counts.py)
 
 
 def speed_run_config(run: SpeedRun) -> dict:
@@ -110,8 +112,17 @@ def learning_speed(train_files, heldout_files, runs: list[SpeedRun], *, model: T
               "warm_up_seconds": warm_up_seconds,
               "block_size": block_size, "seeds": list(seeds), "prompt": prompt, "model": asdict(model),
               "runs": {run.label: speed_run_config(run) for run in runs}, "threads": torch.get_num_threads()}
-    written = write_artefact(name, preset=preset, config=config, results={"runs": results}, device=device, path=path)
+    counting = benchmark_counting(train_files, heldout_files, enc, block_size)
+    written = write_artefact(name, preset=preset, config=config, results={"runs": results, "counting": counting},
+                             device=device, path=path)
     return read_artefact(written)
+
+
+def benchmark_counting(train_files, heldout_files, enc, block_size: int) -> dict:
+    """The count models of the training files on each held-out work, scored on the same windows as every run."""
+    training = build_corpus(enc, block_size, base_weight=0.0, input_files=train_files)
+    return {Path(file).name: count_baselines(training, standard_heldout(enc, block_size, work=Path(file)))
+            for file in heldout_files}
 
 
 def with_runs_measured_again(previous: dict, fresh: dict) -> tuple[dict, dict]:
@@ -132,16 +143,29 @@ def with_runs_measured_again(previous: dict, fresh: dict) -> tuple[dict, dict]:
                      for label in fresh["results"]["runs"]})
     config = {**previous["config"], "runs": {**previous["config"]["runs"], **fresh["config"]["runs"]},
               "warm_up_seconds": fresh["config"].get("warm_up_seconds")}
-    results = {"runs": {**previous["results"]["runs"], **fresh["results"]["runs"]}, "measured": measured}
+    results = {**previous["results"], **fresh["results"],
+               "runs": {**previous["results"]["runs"], **fresh["results"]["runs"]}, "measured": measured}
     return config, results
+
+
+def write_runs_measured_again(previous: dict, fresh: dict, device, path=None) -> dict:
+    """`previous` with the runs of `fresh` in their place (with_runs_measured_again), written where it was read
+    from (or `path`); what fresh measured besides its runs (the count models, say) replaces the previous."""
+    config, results = with_runs_measured_again(previous, fresh)
+    return read_artefact(write_artefact(previous["name"], preset=previous["preset"], config=config, results=results,
+                                        device=device, path=path))
 
 
 def one_speed_run(run: SpeedRun, train_files, heldout_files, *, model: TransformerConfig, enc, device,
                   train_seconds: float, eval_every_seconds: float, batch_size: int, block_size: int, seed: int,
                   prompt: str, max_new_tokens: int) -> dict:
     block_size = run.block_size or block_size
-    training = build_corpus(enc, block_size, packing=run.packing, base_weight=0.0, input_files=train_files)
+    training = build_corpus(enc, block_size, packing=run.packing, base_weight=0.0, input_files=train_files,
+                            **({"validation_fraction": VALIDATION_FRACTION} if run.counts else {}))
     heldouts = {Path(file).name: standard_heldout(enc, block_size, work=Path(file)) for file in heldout_files}
+    started = time.perf_counter()
+    count_models = fit_count_models(training) if run.counts else None
+    counting_s = time.perf_counter() - started if run.counts else 0.0
     vocab_ids = vocab_ids_for(training, run.vocab, run.min_count)
     seed_everything(seed)
     config = run.transformer or model
@@ -150,32 +174,45 @@ def one_speed_run(run: SpeedRun, train_files, heldout_files, *, model: Transform
     evaluations = []
 
     def evaluate_each_work(step: int, trained) -> None:
-        evaluations.append((step, {work: evaluate(trained, heldout) for work, heldout in heldouts.items()}))
+        answer = mix_with_counts(trained, count_models, training.validation) if count_models else trained
+        evaluations.append((step, {work: evaluate(answer, heldout) for work, heldout in heldouts.items()},
+                            {work: evaluate(trained, heldout) for work, heldout in heldouts.items()}
+                            if count_models else None, getattr(answer, "choice", None)))
 
     threads = torch.get_num_threads()
     torch.set_num_threads(run.threads or threads)
     try:
         history = train_model(network, training, batch_size=run.batch_size or batch_size, train_seconds=train_seconds,
                               recipe=run.recipe, seed=seed, name=run.label, eval_every_seconds=eval_every_seconds,
-                              compile=run.compile, on_eval=evaluate_each_work)
+                              compile=run.compile, on_eval=evaluate_each_work, seconds_spent=counting_s)
     finally:
         torch.set_num_threads(threads)
     seconds = history.set_index("step")["elapsed_s"]
-    curves = {work: [[float(seconds[step]), result[work].nats_per_token, result[work].bits_per_char]
-                     for step, result in evaluations] for work in heldouts}
+
+    def curves(index: int) -> dict:
+        return {work: [[float(seconds[step]), found[work].nats_per_token, found[work].bits_per_char]
+                       for step, *measured in evaluations for found in [measured[index]]] for work in heldouts}
+
+    answer = mix_with_counts(network, count_models, training.validation) if count_models else network
     other_prior = {"plays": "uniform", "uniform": "plays"}[run.bucket]
     with_other_prior = {work: loss_with_prior(network, heldout, other_prior).nats_per_token
                         for work, heldout in heldouts.items()} if network.vocabulary.compact else None
-    samples = {name: generate_text(network, enc, prompt, max_new_tokens, top_p=top_p, seed=seed)
+    samples = {name: generate_text(answer, enc, prompt, max_new_tokens, top_p=top_p, seed=seed)
                for name, top_p in (("greedy", None), ("p = 0.8", 0.8))}
-    return {**run_summary(history), "curves": curves, "samples": samples, "parameters": count_parameters(network),
-            "vocabulary": describe_vocabulary(network), "block_size": block_size,
+    counted = {"curves_alone": curves(1), "counting_seconds": counting_s,
+               "mixtures": [choice for *_, choice in evaluations]} if count_models else {}
+    return {**run_summary(history), "curves": curves(0), **counted, "samples": samples,
+            "parameters": count_parameters(network), "vocabulary": describe_vocabulary(network),
+            "block_size": block_size,
             "final_loss_with_the_other_prior": with_other_prior and {"prior": other_prior, "loss": with_other_prior}}
 
 
 def seed_summary(seed: int, result: dict) -> dict:
-    """What a run's table needs of one seed: its final loss on each held-out work, its speed and steps."""
-    return {"seed": seed, "final_loss": {work: curve[-1][1] for work, curve in result["curves"].items()},
+    """What a run's table needs of one seed: its final loss on each held-out work (and the model's alone, for a run
+    mixed with counts), its speed and steps."""
+    alone = {"final_loss_alone": {work: curve[-1][1] for work, curve in result["curves_alone"].items()}} \
+        if "curves_alone" in result else {}
+    return {"seed": seed, "final_loss": {work: curve[-1][1] for work, curve in result["curves"].items()}, **alone,
             "tokens_per_s": result["tokens_per_s"], "steps": result["steps"]}
 
 
@@ -203,6 +240,9 @@ COMMAND_LINE = "the command line's defaults"
 COMMAND_LINE_COMPILED = "the command line's defaults with --compile"
 REFERENCE = "the reference recipe on the command line's model (full head)"
 MARKS_S = (30, 60, 120)
+BENCHMARK_WAYS = {"starter": STARTER_WAY, "packed_full": PACKED_FULL, "packed_compact": PACKED_COMPACT,
+                  "preset": PRESET_TRANSFORMER, "defaults": COMMAND_LINE, "compiled": COMMAND_LINE_COMPILED,
+                  "reference": REFERENCE}  # the benchmark's ways by short name, for --ways
 
 
 def benchmark_runs(preset_transformer: TransformerConfig, command_line: SpeedRun) -> list[SpeedRun]:
@@ -222,9 +262,9 @@ def benchmark_runs(preset_transformer: TransformerConfig, command_line: SpeedRun
 
 def recipe_runs(base: SpeedRun) -> list[SpeedRun]:
     """The sweep behind the command line's defaults: `base` (the defaults), then each of its choices changed
-    in turn: the head, the compact head's min_count, the batch, the learning rate, the warm-up, the decay,
-    torch.compile and the threads. (The bucket's prior changes no training: every compact run reports its
-    loss under the other prior too, measured on the same weights.)"""
+    in turn: the count model it is mixed with, the head, the compact head's min_count, the batch, the learning
+    rate, the warm-up, the decay, torch.compile and the threads. (The bucket's prior changes no training: every
+    compact run reports its loss under the other prior too, measured on the same weights.)"""
     def changed(label: str, **changes) -> SpeedRun:
         return replace(base, label=label, **changes)
 
@@ -232,6 +272,7 @@ def recipe_runs(base: SpeedRun) -> list[SpeedRun]:
         return changed(label, recipe=replace(base.recipe, **changes))
 
     return [changed("the defaults"),
+            changed("no count model (the Transformer alone)", counts=False),
             changed("full head (all 50,257 ids)", vocab="gpt2"),
             *[changed(f"min_count {count}", min_count=count) for count in (1, 4, 8, 32)],
             *[changed(f"batch {size}", batch_size=size) for size in (4, 16, 32) if size != base.batch_size],
@@ -258,9 +299,10 @@ def mean_loss_at(run: dict, seconds: float) -> float:
     return sum(loss_at(curve, seconds) for curve in run["curves"].values()) / len(run["curves"])
 
 
-def final_loss_over_works_by_seed(run: dict) -> dict[int, float]:
-    """A run's final held-out loss averaged over the held-out works (each weighed alike), per seed."""
-    return {seed["seed"]: sum(seed["final_loss"].values()) / len(seed["final_loss"]) for seed in run["by_seed"]}
+def final_loss_over_works_by_seed(run: dict, key: str = "final_loss") -> dict[int, float]:
+    """A run's final held-out loss averaged over the held-out works (each weighed alike), per seed (`key`:
+    final_loss_alone for the model of a run mixed with counts, alone)."""
+    return {seed["seed"]: sum(seed[key].values()) / len(seed[key]) for seed in run["by_seed"]}
 
 
 def recipe_table(artefact: dict):
@@ -288,10 +330,11 @@ def recipe_lessons(artefact: dict) -> list[dict]:
 
 def prior_effect(run: dict) -> dict[str, float]:
     """How much lower a compact run's final held-out loss is with the plays prior than with the uniform one,
-    on each work (the same weights evaluated both ways)."""
+    on each work (the same weights evaluated both ways; for a run mixed with counts, its Transformer alone)."""
     other = run["final_loss_with_the_other_prior"]
     sign = 1 if other["prior"] == "uniform" else -1
-    return {work: sign * (other["loss"][work] - curve[-1][1]) for work, curve in run["curves"].items()}
+    return {work: sign * (other["loss"][work] - curve[-1][1])
+            for work, curve in run.get("curves_alone", run["curves"]).items()}
 
 
 def mean_final_loss(run: dict) -> float:
@@ -300,18 +343,53 @@ def mean_final_loss(run: dict) -> float:
     return sum(finals) / len(finals)
 
 
+ALONE = "{label}: the Transformer alone"  # the row of a run mixed with counts that shows its model without them
+
+
 def learning_speed_table(artefact: dict, marks=MARKS_S):
     """Per run: mean held-out loss over the works at each mark (the first seed's curves), the final loss averaged
     over the works and every seed, each work's bits per character at the last mark, tokens/s, steps, tokens
-    trained on, parameters and head."""
+    trained on, parameters and head. A run mixed with counts has a second row, its Transformer alone; the count
+    models of the training text close the table (no seconds: they are counted in one or two)."""
     end = marks[-1]
-    rows = {label: {**{f"held-out loss at {mark} s": mean_loss_at(run, mark) for mark in marks},
-                    "final, mean over seeds": mean_final_loss(run),
-                    **{f"{work} at {end} s (bits/char)": bits_at(curve, end) for work, curve in run["curves"].items()},
-                    "tokens/s": run["tokens_per_s"], "steps": run["steps"], "tokens trained on": run["tokens_seen"],
-                    "parameters": run["parameters"], "vocabulary": run["vocabulary"]}
-            for label, run in artefact["results"]["runs"].items()}
+
+    def row(run: dict, curves: dict, finals: list[float]) -> dict:
+        return {**{f"held-out loss at {mark} s": sum(loss_at(curve, mark) for curve in curves.values()) / len(curves)
+                   for mark in marks},
+                "final, mean over seeds": sum(finals) / len(finals),
+                **{f"{work} at {end} s (bits/char)": bits_at(curve, end) for work, curve in curves.items()},
+                "tokens/s": run["tokens_per_s"], "steps": run["steps"], "tokens trained on": run["tokens_seen"],
+                "parameters": run["parameters"], "vocabulary": run["vocabulary"]}
+
+    rows = {}
+    for label, run in artefact["results"]["runs"].items():
+        rows[label] = row(run, run["curves"], list(final_loss_over_works_by_seed(run).values()))
+        if "curves_alone" in run:
+            rows[ALONE.format(label=label)] = row(run, run["curves_alone"],
+                                                  list(final_loss_over_works_by_seed(run, "final_loss_alone").values()))
+    for name, counting in counting_rows(artefact).items():
+        rows[name] = {**{f"held-out loss at {mark} s": counting["nats"] for mark in marks},
+                      "final, mean over seeds": counting["nats"],
+                      **{f"{work} at {end} s (bits/char)": bits for work, bits in counting["bits"].items()},
+                      "vocabulary": "gpt2 (50,257 ids)"}
     return pd.DataFrame(rows).T
+
+
+def counting_rows(artefact: dict) -> dict[str, dict]:
+    """The unigram count model and the best order's (the best on average over the works), as table rows: mean
+    nats per token over the works and each work's bits per character."""
+    counting = artefact["results"].get("counting")
+    if not counting:
+        return {}
+    works = list(counting)
+    best_order = min(range(1, 6), key=lambda order: sum(counting[work]["orders"][str(order)]["nats_per_token"]
+                                                        for work in works))
+    rows = {}
+    for order, name in ((1, "unigram counts"), (best_order, f"{count_label(best_order)} (the best count model)")):
+        scores = [counting[work]["orders"][str(order)] for work in works]
+        rows[name] = {"nats": sum(score["nats_per_token"] for score in scores) / len(scores),
+                      "bits": {work: score["bits_per_char"] for work, score in zip(works, scores)}}
+    return rows
 
 
 DEFAULTS_GOAL_NATS = 0.5  # how far below the reference recipe the command line's defaults should end
@@ -335,40 +413,94 @@ def defaults_gains(artefact: dict) -> dict[str, tuple[float, float, int]]:
     return gains
 
 
+COUNTING_FLOORS = ((600.0, 0.6), (120.0, 0.4))  # how far below the best count model the defaults end, by budget
+
+
+def counting_floor(seconds: float) -> float | None:
+    """The floor of the defaults' distance below counting at a budget of `seconds` (None below 120 s)."""
+    return next((floor for budget, floor in COUNTING_FLOORS if seconds >= budget), None)
+
+
+def below_counting(artefact: dict, label: str = COMMAND_LINE, key: str = "final_loss") -> dict[str, tuple]:
+    """For each held-out work, how far below the best count model of that work a run ends: the mean over its seeds,
+    the seed-to-seed standard deviation (NaN with one seed) and the number of seeds. key="final_loss_alone": its
+    Transformer alone."""
+    counting, run = artefact["results"]["counting"], artefact["results"]["runs"][label]
+    return {work: (*spread([counting[work]["best"] - seed[key][work] for seed in run["by_seed"]]), len(run["by_seed"]))
+            for work in counting}
+
+
 def learning_speed_floors(artefact: dict) -> dict:
-    """The floors, checked on the artefact at its last mark, on the mean over the held-out works: packed +
-    recipe against the starter's way (at least 1.5 nats lower, at least as many tokens/s), the compact head
-    against the full one (at least 0.3 nats lower, at least 3x the tokens/s), and the command line's defaults
-    against the reference recipe on the same model (at least 0.5 nats lower on every held-out work, on
-    average over the seeds)."""
+    """The floors, checked on the artefact at its last mark: packed + recipe against the starter's way (at least 1.5
+    nats lower on the mean over the works, at least as many tokens/s), the compact head against the full one (at
+    least 0.3 nats lower, at least 3x the tokens/s), the command line's defaults against the reference recipe on the
+    same model (at least 0.5 nats lower on every held-out work, on average over the seeds), and the defaults against
+    counting (at least COUNTING_FLOORS' nats below the best count model of every work). Each where its rows are."""
     runs, end = artefact["results"]["runs"], artefact["config"]["train_seconds"]
-    starter, full, compact = runs[STARTER_WAY], runs[PACKED_FULL], runs[PACKED_COMPACT]
-    packed_gain = mean_loss_at(starter, end) - mean_loss_at(full, end)
-    compact_gain = mean_loss_at(full, end) - mean_loss_at(compact, end)
-    defaults_gain = {work: gain for work, (gain, _, _) in defaults_gains(artefact).items()}
-    return {"packed_loss_gain": packed_gain, "packed_speed_ratio": full["tokens_per_s"] / starter["tokens_per_s"],
-            "compact_loss_gain": compact_gain, "compact_speed_ratio": compact["tokens_per_s"] / full["tokens_per_s"],
-            "defaults_loss_gain": defaults_gain,
-            "packed_floor_met": packed_gain >= 1.5 and full["tokens_per_s"] >= starter["tokens_per_s"],
-            "compact_floor_met": compact_gain >= 0.3 and compact["tokens_per_s"] >= 3 * full["tokens_per_s"],
-            "defaults_floor_met": min(defaults_gain.values()) >= DEFAULTS_GOAL_NATS}
+    floors = {}
+    if {STARTER_WAY, PACKED_FULL, PACKED_COMPACT} <= set(runs):
+        starter, full, compact = runs[STARTER_WAY], runs[PACKED_FULL], runs[PACKED_COMPACT]
+        packed_gain = mean_loss_at(starter, end) - mean_loss_at(full, end)
+        compact_gain = mean_loss_at(full, end) - mean_loss_at(compact, end)
+        floors.update(packed_loss_gain=packed_gain, packed_speed_ratio=full["tokens_per_s"] / starter["tokens_per_s"],
+                      compact_loss_gain=compact_gain, compact_speed_ratio=compact["tokens_per_s"] / full["tokens_per_s"],
+                      packed_floor_met=packed_gain >= 1.5 and full["tokens_per_s"] >= starter["tokens_per_s"],
+                      compact_floor_met=compact_gain >= 0.3 and compact["tokens_per_s"] >= 3 * full["tokens_per_s"])
+    if {COMMAND_LINE, REFERENCE} <= set(runs):
+        defaults_gain = {work: gain for work, (gain, _, _) in defaults_gains(artefact).items()}
+        floors.update(defaults_loss_gain=defaults_gain,
+                      defaults_floor_met=min(defaults_gain.values()) >= DEFAULTS_GOAL_NATS)
+    floor = counting_floor(end)
+    if COMMAND_LINE in runs and "counting" in artefact["results"] and floor is not None:
+        margins = {work: margin for work, (margin, _, _) in below_counting(artefact).items()}
+        floors.update(defaults_below_counting=margins, counting_floor=floor,
+                      counting_floor_met=min(margins.values()) >= floor)
+    return floors
 
 
 def gain_with_noise(gain: float, noise: float, seeds: int) -> str:
     return f"{gain:.2f}" if seeds < 2 else f"{with_noise(gain, noise)} (over {seeds} seeds)"
 
 
+def counting_sentence(artefact: dict) -> str:
+    """How far below the best count model the command line's defaults end on each work, and their Transformer
+    alone: the benchmark's headline."""
+    runs, end = artefact["results"]["runs"], artefact["config"]["train_seconds"]
+    if COMMAND_LINE not in runs or "counting" not in artefact["results"]:
+        return ""
+    counting = artefact["results"]["counting"]
+    margins = ", ".join(f"{gain_with_noise(*margin)} on {work} ({count_label(counting[work]['best_order'])} "
+                        f"{counting[work]['best']:.2f})" for work, margin in below_counting(artefact).items())
+    sentence = (f"Beyond counting: after {end:g} s of training the command line's defaults end below the best count "
+                f"model of the same plays by {margins} nats per token")
+    if "curves_alone" in runs[COMMAND_LINE]:
+        alone = ", ".join(f"{margin:.2f} on {work}" for work, (margin, _, _) in
+                          below_counting(artefact, key="final_loss_alone").items())
+        sentence += (f"; they mix their Transformer with counts, and the Transformer alone ends below counting by "
+                     f"{alone}")
+    floor = counting_floor(end)
+    if floor is not None:
+        met = min(margin for margin, _, _ in below_counting(artefact).values()) >= floor
+        sentence += f" ({'at least' if met else 'short of'} the floor of {floor} on every work)"
+    return sentence + "."
+
+
 def learning_speed_summary(artefact: dict) -> str:
-    """The benchmark's findings in three sentences, computed from the artefact."""
+    """The benchmark's findings in a few sentences, computed from the artefact: counting first."""
     floors, end = learning_speed_floors(artefact), artefact["config"]["train_seconds"]
-    gains = ", ".join(f"{gain_with_noise(*gain)} on {work}" for work, gain in defaults_gains(artefact).items())
-    return (f"After {end:g} s of training, packed streams with the modern recipe end "
+    sentences = [counting_sentence(artefact)]
+    if "packed_loss_gain" in floors:
+        sentences.append(
+            f"After {end:g} s of training, packed streams with the modern recipe end "
             f"{floors['packed_loss_gain']:.2f} nats below the starter's way at {floors['packed_speed_ratio']:.1f}x "
             f"its tokens/s; a compact head ends {floors['compact_loss_gain']:.2f} nats below the full head at "
-            f"{floors['compact_speed_ratio']:.1f}x its tokens/s. The command line's defaults end below the "
-            f"reference recipe on the same model by {gains} nats per token "
-            f"({'at least' if floors['defaults_floor_met'] else 'short of'} the goal of {DEFAULTS_GOAL_NATS} on every "
-            f"work).{compile_sentence(artefact)}")
+            f"{floors['compact_speed_ratio']:.1f}x its tokens/s.")
+    if "defaults_loss_gain" in floors:
+        gains = ", ".join(f"{gain_with_noise(*gain)} on {work}" for work, gain in defaults_gains(artefact).items())
+        sentences.append(f"The command line's defaults end below the reference recipe on the same model by {gains} "
+                         f"nats per token ({'at least' if floors['defaults_floor_met'] else 'short of'} the goal of "
+                         f"{DEFAULTS_GOAL_NATS} on every work).")
+    return " ".join(sentence for sentence in sentences if sentence) + compile_sentence(artefact)
 
 
 def compile_sentence(artefact: dict) -> str:
@@ -384,6 +516,23 @@ def compile_sentence(artefact: dict) -> str:
     return (f" With --compile, its compile time inside the {end:g} s, they train "
             f"{compiled['tokens_per_s'] / defaults['tokens_per_s']:.2f}x the tokens/s and end {ends} "
             "(nats per token).")
+
+
+# ---------------------------------------------------------------- what counting alone gets
+
+
+def count_models_table(artefact: dict) -> pd.DataFrame:
+    """Each count model of count_models.json: nats per token on each held-out work in the benchmarks' windows and
+    as one stream, bits per character in the windows, and the seconds to fit and score."""
+    rows = {}
+    for row in artefact["results"]["orders"]:
+        cells = {}
+        for work, scores in row["works"].items():
+            cells[f"{work}, nats/token"] = scores["windows"]["nats_per_token"]
+            cells[f"{work}, bits/char"] = scores["windows"]["bits_per_char"]
+            cells[f"{work}, whole work"] = scores["whole"]["nats_per_token"]
+        rows[row["label"]] = {**cells, "seconds to fit and score": row["fit_seconds"] + row["score_seconds"]}
+    return pd.DataFrame(rows).T
 
 
 # ---------------------------------------------------------------- the fused loss against the plain path

@@ -34,10 +34,11 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from .corpus import HeldOutSet
 from .presets import InputError
 from .sources import note
 from .device import autocast, is_main_process, process_count, process_rank, resolve_precision
-from .models import TransformerModel, build_model, family_of
+from .models import TransformerModel, build_model, family_of, model_device
 from .resume import (CountedBatches, StopRequests, TrainingState, TrainingStopped, check_checkpointing,
                      open_resumable, run_settings, write_atomically)
 from .tokenizer import TOKENIZER_NAME
@@ -95,10 +96,6 @@ STARTER_RECIPE = Recipe(optimizer="adam", learning_rate=1e-3, schedule="constant
                         weight_decay=0.0, grad_clip=None, betas=(0.9, 0.999))
 
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """Adam or AdamW, with the fused kernel where torch has one (on two CPU cores it steps a
     10M-parameter model about five times faster than the per-tensor loop, same update rule)."""
@@ -120,13 +117,16 @@ class Schedule:
     step, which also pays one-off costs, is left out once there are others).
     """
 
-    POSITION = ("steps_done", "elapsed", "first_step_s", "planned_steps", "warmup_steps")  # what a resumed run restores
+    POSITION = ("steps_done", "elapsed", "first_step_s", "planned_steps", "warmup_steps",
+                "seconds_spent")  # what a resumed run restores
 
-    def __init__(self, recipe: Recipe, max_steps: int | None = None, train_seconds: float | None = None):
+    def __init__(self, recipe: Recipe, max_steps: int | None = None, train_seconds: float | None = None,
+                 seconds_spent: float = 0.0):
         self.recipe, self.max_steps, self.train_seconds = recipe, max_steps, train_seconds
         self.planned_steps = max_steps
         self.warmup_steps = recipe.warmup_steps
-        self.steps_done, self.elapsed, self.first_step_s = 0, 0.0, 0.0
+        self.steps_done, self.elapsed, self.first_step_s = 0, seconds_spent, 0.0
+        self.seconds_spent = seconds_spent  # of the budget, before the first step (fitting count models, say)
         if max_steps is not None:
             self.fix_warmup(max_steps)
 
@@ -148,7 +148,8 @@ class Schedule:
         if self.train_seconds is None:
             return
         later_steps = self.steps_done - 1
-        mean_step_s = (self.elapsed - self.first_step_s) / later_steps if later_steps else self.first_step_s
+        stepping = self.elapsed - self.seconds_spent - self.first_step_s
+        mean_step_s = stepping / later_steps if later_steps else self.first_step_s
         left = max(0.0, self.train_seconds - self.elapsed)
         self.planned_steps = self.steps_done + round(left / mean_step_s)
         if self.steps_done == 1:
@@ -164,7 +165,8 @@ class Schedule:
 
     def load_state_dict(self, state: dict) -> None:
         for name in self.POSITION:
-            setattr(self, name, state[name])
+            # checkpoints written before seconds_spent existed spent none
+            setattr(self, name, state.get(name, 0.0) if name == "seconds_spent" else state[name])
 
     def rate(self, step: int) -> float:
         """The learning rate of step `step` (0-based)."""
@@ -259,6 +261,13 @@ def evaluate(model: torch.nn.Module, corpus, batch_size: int = EVAL_BATCH_SIZE,
     characters = corpus.heldout_characters
     return HeldOutLoss(nats / targets if targets else math.nan,
                        nats / math.log(2) / characters if characters else math.nan, targets)
+
+
+def evaluate_each(model: torch.nn.Module, heldout, batch_size: int = EVAL_BATCH_SIZE,
+                  precision: str = "fp32") -> dict[str, HeldOutLoss]:
+    """The held-out loss of each held-out stream of a packed corpus (each --eval_files file, say), by its name."""
+    return {stream.name: evaluate(model, HeldOutSet([stream], heldout.block_size), batch_size, precision)
+            for stream in heldout.heldout}
 
 
 class StepLoss(torch.nn.Module):
@@ -370,7 +379,7 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
                 compile: bool = False, seed: int = 0, heldout=None, on_eval=None, name: str | None = None,
                 progress: bool = True, checkpoint_path: str | os.PathLike | None = None,
                 checkpoint_every: int | None = None, resume_from: str | os.PathLike | None = None,
-                checkpoint_metadata: dict | None = None) -> pd.DataFrame:
+                checkpoint_metadata: dict | None = None, seconds_spent: float = 0.0) -> pd.DataFrame:
     """Train on a corpus (packed or per-example) within a budget; return one row per optimizer step.
 
     Columns: model, epoch, step, loss (training, full-vocabulary nats), tokens (targets in the
@@ -382,7 +391,8 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
     so that runs on different data paths are measured alike) or else the corpus's own.
     `on_eval(step, model)`, if given, is called at those same points (a sample, say), outside
     the timed training. Batches are drawn from `seed`; the same seed and max_steps give the
-    same losses. `steps_per_epoch` numbers epochs as the starter did.
+    same losses. `steps_per_epoch` numbers epochs as the starter did. `seconds_spent` of a train_seconds
+    budget went before the first step (fitting count models, say): the run trains for the rest.
 
     batch_size is the global batch: shared among the processes of a data-parallel run and
     split into grad_accum_steps micro-batches, with the same result up to float rounding.
@@ -404,7 +414,7 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
     fused_loss = default_fused_loss(device) if fused_loss is None else fused_loss
     optimizer = make_optimizer(model, recipe)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    schedule = Schedule(recipe, max_steps, train_seconds)
+    schedule = Schedule(recipe, max_steps, train_seconds, seconds_spent)
     heldout = heldout or corpus
     # Only the per-example corpus draws by epochs (the starter's); a packed one draws windows for ever,
     # and steps_per_epoch only numbers its steps.

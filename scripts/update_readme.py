@@ -43,22 +43,25 @@ WHAT_EACH_SHOWS = {
     "01_sanity_check": "The whole pipeline end to end, on the course notes' command: tokenizer, data, an LSTM's "
                        "first loss (≈ ln 50,257), three abbreviated epochs, samples.",
     "02_kgram_design_comparison": "Three k-gram MLP designs timed against the starter's per-position loop; then on "
-                                  "the plays, which design and which context window learn best, held out.",
+                                  "the plays, which design and which context window learn best, held out, beside "
+                                  "the count model that reads as many tokens.",
     "03_transformer_build_up": "RMSNorm, causal attention, RoPE, SwiGLU, the KV cache, each checked; which model "
-                               "learns fastest per CPU second and per token; a writer of speeches; attention.",
+                               "learns fastest per CPU second and per token, and passes counting first; a writer "
+                               "of speeches beyond counting; attention.",
     "04_nucleus_sampling": "What top-p does, measured (variety against likelihood), and a lab of sliders that "
                            "resample the writer's speeches and show the nucleus.",
-    "05_custom_data": "Your own text: how much text a model needs, and blending yours with the plays, held out, "
-                      "with seeds.",
-    "06_overfitting": "One play trained past the turning point of its held-out loss; dropout, weight decay, more "
-                      "data and early stopping side by side.",
-    "07_hyperparameter_study": "Learning rate × width, block size and depth at a fixed time budget: heat maps with "
-                               "their noise, the best setting, quality against speed.",
+    "05_custom_data": "Your own text: how much text a model needs and what learning adds to counting the same "
+                      "tokens, and blending yours with the plays, held out, with seeds.",
+    "06_overfitting": "A slice of the plays trained past the turning point of its held-out loss, beside counting; "
+                      "dropout, weight decay, more data and early stopping side by side.",
+    "07_hyperparameter_study": "How wide a model for the tokens you can afford: each width at its own learning "
+                               "rate, three budgets spanning 16x, where the widths cross; quality against seconds.",
 }
 
 
 STUDIES = {"fastest_learner": "03 · which model learns fastest", "own_text": "05 · your own text",
-           "overfitting": "06 · overfitting", "hyperparameters": "07 · hyperparameters"}
+           "overfitting": "06 · overfitting", "hyperparameter_rates": "07 · the learning rate of each width",
+           "hyperparameters": "07 · the best width for a budget"}
 
 
 def notebook_names() -> list[str]:
@@ -87,21 +90,34 @@ def markdown_table(table, float_format: str) -> str:
     return "\n".join(lines)
 
 
-def learning_speed_section() -> str:
-    run = artefact("learning_speed")
+def learning_speed_section(name: str = "learning_speed", command: str = "python benchmarks/learning_speed.py") -> str:
+    run = artefact(name)
     if not run:
-        return "Not yet measured: run `python benchmarks/learning_speed.py`."
+        return f"Not yet measured: run `{command}`."
     works = [record["name"] for record in run["config"]["heldout_files"]]
-    table = h.learning_speed_table(run)[["held-out loss at 30 s", "held-out loss at 60 s", "held-out loss at 120 s",
-                                        "final, mean over seeds",
-                                        *(f"{work} at 120 s (bits/char)" for work in works), "tokens/s",
-                                        "vocabulary"]]
-    table["tokens/s"] = table["tokens/s"].map("{:,.0f}".format)
+    end = int(run["config"]["train_seconds"])
+    marks = tuple(mark for mark in (30, 60, 120, 300, 600) if mark <= end)[-3:]
+    table = h.learning_speed_table(run, marks)[[*(f"held-out loss at {mark} s" for mark in marks),
+                                                "final, mean over seeds",
+                                                *(f"{work} at {end} s (bits/char)" for work in works), "tokens/s",
+                                                "vocabulary"]]
+    table["tokens/s"] = table["tokens/s"].map(lambda speed: "" if speed != speed else f"{speed:,.0f}")
     samples = "\n".join(f"- {label}: greedy {result['samples']['greedy']!r}"
                         for label, result in run["results"]["runs"].items())
-    return "\n\n".join([markdown_table(table, ",.2f"), h.learning_speed_summary(run),
-                         f"What each wrote after its 120 s, continuing {run['config']['prompt']!r}:\n\n{samples}",
-                         stamp(run, "python benchmarks/learning_speed.py")])
+    return "\n\n".join([h.counting_sentence(run), markdown_table(table, ",.2f"),
+                         h.learning_speed_summary(run).removeprefix(h.counting_sentence(run)).strip(),
+                         f"What each wrote after its {end} s, continuing {run['config']['prompt']!r}:\n\n{samples}",
+                         *remeasured_rows(run), stamp(run, command)])
+
+
+def count_models_section() -> str:
+    run = artefact("count_models")
+    if not run:
+        return "Not yet measured: run `python benchmarks/count_models.py`."
+    samples = "\n".join(f"- {setting}: {text!r}" for setting, text in run["results"]["samples"].items())
+    return "\n\n".join([markdown_table(h.count_models_table(run), ",.3f"),
+                         f"What the 3-gram count model writes, continuing {run['config']['prompt']!r}:\n\n{samples}",
+                         stamp(run, "python benchmarks/count_models.py")])
 
 
 def recipe_section() -> str:
@@ -123,7 +139,7 @@ def recipe_section() -> str:
 
 
 def remeasured_rows(run: dict) -> list[str]:
-    """A line naming the sweep's rows measured again after the rest, and when."""
+    """A line naming a benchmark's rows measured again after the rest (`--remeasure`), and when."""
     measured = run["results"].get("measured", {})
     if not measured:
         return []
@@ -158,10 +174,15 @@ def writer_section() -> str:
     sampled = results["sampled"]
     seeds = len(config["seeds"])
     samples = "\n".join(f"- {setting}: {measures['samples'][0]!r}" for setting, measures in results["writing"].items())
+    counts, counting, alone = results["counts"], results["counting"], results["transformer_alone"]
     return "\n\n".join([
-        f"{config['vocabulary']}, {config['steps']} steps on {config['data']} ({config['train_tokens']:,} tokens): "
-        f"held-out loss {results['heldout_loss']:.2f} nats/token, {results['heldout_bits_per_char']:.2f} bits per "
-        f"character on {', '.join(config['heldout'])}. Of the 8-word spans of its {sampled['samples']} sampled "
+        f"{config['vocabulary']}, {config['steps']} steps on {config['data']} ({config['train_tokens']:,} tokens), "
+        f"mixed with {counts['label']} (weight {counts['weight']:.2f} on the Transformer, chosen on "
+        f"{counts['validation_tokens']:,} validation tokens): held-out loss {results['heldout_loss']:.2f} nats/token, "
+        f"{results['heldout_bits_per_char']:.2f} bits per character on {', '.join(config['heldout'])}, "
+        f"{counting['best'] - results['heldout_loss']:.2f} below the best count model of the same plays "
+        f"({h.count_label(counting['best_order'])}, {counting['best']:.2f}); the Transformer alone "
+        f"{alone['heldout_loss']:.2f}. Of the 8-word spans of its {sampled['samples']} sampled "
         f"continuations (p = 0.5 and 1.0, {len(config['prompts'])} prompts x {seeds} seeds, prompts excluded), "
         f"{sampled['copied_span_share']:.1%} occur verbatim in a text in `data/`; {sampled['word_share']:.1%} of "
         "their words are English words or words of the plays.",
@@ -260,7 +281,11 @@ def throughput_section() -> str:
 
 def filled(readme: str) -> str:
     sections = (("notebook-table", notebook_table()), ("colab-badges", colab_badges()),
-                ("learning-speed", learning_speed_section()), ("recipe", recipe_section()),
+                ("learning-speed", learning_speed_section()),
+                ("learning-speed-600", learning_speed_section(
+                    "learning_speed_600", "python benchmarks/learning_speed.py --seconds 600 --ways defaults reference "
+                                          "--name learning_speed_600")),
+                ("count-models", count_models_section()), ("recipe", recipe_section()),
                 ("lessons", lessons_section()), ("writer", writer_section()),
                 ("fused-loss", fused_loss_section()), ("throughput", throughput_section()))
     for marker, body in sections:

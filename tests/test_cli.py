@@ -203,3 +203,25 @@ def test_out_of_the_box_a_packed_run_trains_on_the_plays_and_reports_the_standar
     assert metrics["config"]["batch_size"] == 8 and metrics["model"]["vocabulary"].startswith("corpus (")
     assert metrics["heldout_bits_per_char"] == pytest.approx(float(held.group(2)), abs=1e-4)
     assert "the plays" in result.stdout
+
+
+def test_an_unwritable_checkpoint_path_is_found_before_training(tmp_path, monkeypatch):
+    result = pico_llm_here("--tinystories_weight", "0", "--input_files", "3seqs.txt", "--device_id", "cpu",
+                           "--models", "lstm", "--max_steps", "2", "--save_checkpoint", "/proc/x.pt",
+                           artefacts=tmp_path / "artefacts", monkeypatch=monkeypatch)
+    assert result.returncode == 2, result.stdout
+    assert "--save_checkpoint /proc/x.pt: cannot write there" in result.stderr
+    assert "free some space" not in result.stderr and "Traceback" not in result.stderr
+    assert "parameters" not in result.stdout, "no model was built, nothing trained"
+
+
+def test_a_run_says_what_it_trained_on_when_tinystories_is_out_of_reach(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = pico_llm_here("--base_corpus", "tinystories", "--models", "transformer", "--d_model", "32",
+                           "--n_heads", "2", "--n_blocks", "1", "--block_size", "32", "--max_steps", "2",
+                           "--device_id", "cpu", "--counts", "off", artefacts=tmp_path / "artefacts",
+                           monkeypatch=monkeypatch)
+    assert result.returncode == 0, result.stderr
+    assert "TinyStories skipped" in result.stderr + result.stdout
+    assert re.search(r"[\d,]+ training tokens of the plays, packed", result.stdout), result.stdout
+    assert "training tokens of TinyStories" not in result.stdout

@@ -64,3 +64,31 @@ def test_the_fit_check_finds_overlapping_and_clipped_text():
     assert any("'here' overlaps 'and here'" in problem for problem in problems)
     assert not any(words in problem for problem in problems
                    for words in ("a line", "clear of everything", "crowded", "outside the view")), problems
+
+
+HELD_OUT_FIGURES = {"kgram_real_text", "fastest_learner", "learning_speed", "own_text_data", "own_text_blend",
+                    "overfitting", "hyperparameter_heatmap", "hyperparameter_budgets", "hyperparameter_speed"}
+
+
+def count_line_labels(figure) -> list[str]:
+    """The labels of the artists drawn as count models (their gid), in every axes of the figure."""
+    return [artist.get_label() for ax in figure.axes for artist in ax.get_children()
+            if artist.get_gid() == h.COUNTING_GID]
+
+
+@pytest.mark.parametrize("name", sorted(HELD_OUT_FIGURES))
+def test_every_figure_of_heldout_loss_draws_the_count_models_of_the_same_text(name):
+    figure = h.draw_figure(name, committed_artefact(name))
+    labels = count_line_labels(figure)
+    plt.close(figure)
+    assert labels, f"{name} draws no count model"
+    assert any("counts" in label or "count" in label for label in labels), labels
+
+
+def test_a_figure_without_counts_is_caught():
+    figure, ax = plt.subplots()
+    ax.plot([0, 1], [5, 4], label="a model")
+    assert count_line_labels(figure) == []
+    h.draw_counting(ax, {"unigram": 6.3, "best": 4.4, "best_order": 4, "bigram": 4.7})
+    assert len(count_line_labels(figure)) == 2
+    plt.close(figure)

@@ -130,3 +130,16 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="a page failed"):
         h.build_slides(tmp_path / "slides.pdf", folder=COMMITTED)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_finding_stays_on_its_page_cut_to_a_line_that_keeps_what_was_measured():
+    from picollm_helpers import slides
+
+    finding = "On only 4,096 tokens, learning beats counting: the Transformer at its best evaluation ends below the " \
+              "best count model fitted on the same tokens, in every seed and every run: 0.322 ± 0.021; 0.32 below counting"
+    many = [finding] * (slides.MAX_LINES_UNDER_A_FIGURE + 2)
+    text, font = slides.bullets([many, many], width=8.0)
+    lines = text.splitlines()
+    assert len(lines) == len(many), "none dropped, each on one line"
+    assert all(line.endswith(": 0.322 ± 0.021; 0.32 below counting") and " …" in line for line in lines)
+    assert all(slides.width_in(line, font) <= 8.0 for line in lines)

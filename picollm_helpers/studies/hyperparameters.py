@@ -1,18 +1,22 @@
-"""Notebook 07's study: which settings matter when the budget is a few seconds of a laptop.
+"""Notebook 07's study: how wide a model should be for the tokens a student can afford.
 
-The run preset's Transformer design trains on the base corpus for the same seconds in every
-config, each with every seed, and is measured on the standard held-out work:
+In scaling studies the best model size grows with the budget (Kaplan et al. 2020, Hoffmann et al.
+2022): a small model learns fastest at first, a larger one ends lower given more text. This study
+measures whether that holds for a laptop's budgets, and where the widths cross. The run preset's
+study Transformer design trains at several widths on the base corpus, each for three budgets of
+training tokens spanning 16x (every budget a run of its own, its cosine schedule ending with it),
+every run with every seed, measured on the standard held-out work beside the count models of the
+same text. Budgets are in tokens, so that the lessons hold on any machine; each run also records its
+seconds, for the question a budget in seconds poses.
 
-  learning rate x width   every pair (a heat map whose cells show the mean and its noise)
-  block size, depth       one at a time, from the centre (the preset's own settings)
-
-A wider or deeper model learns more per token but sees fewer tokens in the same seconds;
-quality against speed shows which wins.
+Each width trains at a learning rate suited to it, found first: a grid of rates per width at the
+middle budget, with every seed (its own artefact, `hyperparameter_rates.json`). The grid's best
+rate must lie inside it, not at its edge: where it lies at an edge, the grid grows one rate that way
+(up to `max_extensions` times), and the artefact warns if it still does.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 
 from ..artefacts import corpus_size
@@ -20,148 +24,246 @@ from ..corpus import build_corpus, standard_heldout
 from ..device import seed_everything
 from ..heads import vocab_ids_for
 from ..models import build_model, count_parameters, describe_head
-from ..presets import RunPreset
+from ..presets import RunPreset, study_transformer
 from ..training import Recipe, train_model
-from .lessons import lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
+from .lessons import count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
 
 
 @dataclass(frozen=True)
 class HyperparameterBudget:
-    """The seconds every config trains, and the settings tried, on one run preset."""
+    """The widths, budgets and learning rates tried on one run preset."""
 
-    seconds: float
-    learning_rates: tuple[float, ...]
     widths: tuple[int, ...]
-    block_sizes: tuple[int, ...]
-    depths: tuple[int, ...]
+    budgets: tuple[int, ...]  # training tokens, smallest first, spanning 16x
+    learning_rates: tuple[float, ...]  # the grid each width starts from
     eval_tokens: int | None  # the slice of the standard held-out work (None: all of it)
+    max_extensions: int = 2  # rates the grid may grow by, one at a time, where its best lies at an edge
+
+    @property
+    def tuning_budget(self) -> int:
+        """The middle budget, where each width's learning rate is found."""
+        return self.budgets[len(self.budgets) // 2]
 
 
 HYPERPARAMETER_BUDGETS = {
-    "quick": HyperparameterBudget(seconds=0.25, learning_rates=(2e-3, 4e-3), widths=(16, 32), block_sizes=(16, 32),
-                                  depths=(1, 2), eval_tokens=1_024),
-    "cpu": HyperparameterBudget(seconds=5.0, learning_rates=(1e-3, 2e-3, 4e-3, 8e-3), widths=(64, 128, 256),
-                                block_sizes=(32, 64, 128), depths=(1, 2, 4), eval_tokens=8_192),
-    "gpu": HyperparameterBudget(seconds=120.0, learning_rates=(5e-4, 1e-3, 2e-3, 4e-3), widths=(192, 384, 768),
-                                block_sizes=(128, 256, 512), depths=(3, 6, 9), eval_tokens=None),
+    "quick": HyperparameterBudget(widths=(16, 32), budgets=(2_048, 8_192, 32_768), learning_rates=(2e-3, 4e-3, 8e-3),
+                                  eval_tokens=1_024, max_extensions=1),
+    "cpu": HyperparameterBudget(widths=(32, 64, 128), budgets=(131_072, 524_288, 2_097_152),
+                                learning_rates=(1e-3, 2e-3, 4e-3), eval_tokens=8_192),
+    "gpu": HyperparameterBudget(widths=(192, 384, 768), budgets=(2_097_152, 8_388_608, 33_554_432),
+                                learning_rates=(5e-4, 1e-3, 2e-3), eval_tokens=None),
 }
+RATE_STEP = 2.0  # neighbouring rates of a grid differ by this factor
 
 
-def hyperparameter_centre(run: RunPreset) -> dict:
-    """The preset's own settings, from which block size and depth are varied one at a time."""
-    return {"learning_rate": Recipe().learning_rate, "width": run.transformer.d_model,
-            "block_size": run.block_size, "depth": run.transformer.n_blocks}
+def width_config(run: RunPreset, width: int):
+    """The study Transformer at this width (the feed-forward layer four times as wide)."""
+    return replace(study_transformer(run), d_model=width, d_ff=4 * width, max_seq_len=run.block_size)
 
 
-def hyperparameter_configs(run: RunPreset, seeds) -> list[dict]:
-    """Learning rate x width at the centre's block size and depth; then each other block size and depth."""
-    budget, middle = HYPERPARAMETER_BUDGETS[run.name], hyperparameter_centre(run)
-    settings = [{**middle, "learning_rate": rate, "width": width}
-                for rate in budget.learning_rates for width in budget.widths]
-    settings += [{**middle, "block_size": block} for block in budget.block_sizes if block != middle["block_size"]]
-    settings += [{**middle, "depth": depth} for depth in budget.depths if depth != middle["depth"]]
-    return [{**setting, "seed": seed} for setting in settings for seed in seeds]
+def steps_for(tokens: int, run: RunPreset) -> int:
+    """Optimizer steps that train on `tokens` tokens, at the preset's batch and block size."""
+    return max(1, round(tokens / (run.batch_size * run.block_size)))
 
 
-def hyperparameter_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir=None) -> dict:
-    """Every config for the preset's seconds; write artefacts/hyperparameters.json (with its lessons)."""
-    budget = HYPERPARAMETER_BUDGETS[run.name]
-    seeds = list(seeds or study_seeds(run))
-    configs = hyperparameter_configs(run, seeds)
-    block_sizes = sorted({config["block_size"] for config in configs})
-    corpora = {block: build_corpus(enc, block) for block in block_sizes}
-    heldouts = {block: standard_heldout(enc, block, budget.eval_tokens) for block in block_sizes}
-    vocab_ids = vocab_ids_for(corpora[run.block_size], run.vocab, run.min_count)
+class TrainAtWidth:
+    """One run of the study: a width, a learning rate and a budget in tokens, trained and measured."""
 
-    def train(config: dict) -> dict:
-        transformer = replace(run.transformer, d_model=config["width"], d_ff=4 * config["width"],
-                              n_blocks=config["depth"], max_seq_len=max(config["block_size"], run.block_size))
+    def __init__(self, enc, run: RunPreset, device):
+        budget = HYPERPARAMETER_BUDGETS[run.name]
+        self.run, self.device = run, device
+        self.corpus = build_corpus(enc, run.block_size)
+        self.heldout = standard_heldout(enc, run.block_size, budget.eval_tokens)
+        self.vocab_ids = vocab_ids_for(self.corpus, run.vocab, run.min_count)
+
+    def __call__(self, config: dict) -> dict:
         seed_everything(config["seed"])
-        model = build_model("transformer", **asdict(transformer), vocab_ids=vocab_ids).to(device)
-        history = train_model(model, corpora[config["block_size"]], train_seconds=budget.seconds,
-                              batch_size=run.batch_size * run.block_size // config["block_size"],
-                              recipe=Recipe(learning_rate=config["learning_rate"]), seed=config["seed"],
-                              heldout=heldouts[config["block_size"]], grad_accum_steps=run.grad_accum_steps,
+        model = build_model("transformer", **asdict(width_config(self.run, config["width"])),
+                            vocab_ids=self.vocab_ids).to(self.device)
+        history = train_model(model, self.corpus, max_steps=steps_for(config["tokens"], self.run),
+                              batch_size=self.run.batch_size, recipe=Recipe(learning_rate=config["learning_rate"]),
+                              seed=config["seed"], heldout=self.heldout, grad_accum_steps=self.run.grad_accum_steps,
                               name=str(config))
-        # A step's speed, the median one: the first steps of so short a run also pay one-off costs.
+        seconds = float(history["elapsed_s"].iloc[-1])
         return {"loss": float(history["test_loss"].iloc[-1]), "bpc": float(history["test_bpc"].iloc[-1]),
-                "tokens_per_s": float(history["tokens_per_s"].iloc[min(1, len(history) - 1):].median()),
-                "steps": int(history["step"].iloc[-1]), "parameters": count_parameters(model)}
+                "tokens_seen": int(history["tokens"].sum()), "seconds": seconds,
+                "tokens_per_s": float(history["tokens"].sum() / seconds), "steps": int(history["step"].iloc[-1]),
+                "parameters": count_parameters(model)}
 
-    study_config = {"budget": asdict(budget), "seeds": seeds, "centre": hyperparameter_centre(run),
-                    "transformer": asdict(run.transformer), "tokens_per_batch": run.batch_size * run.block_size,
-                    "vocabulary": describe_head(vocab_ids), "data": "the plays", **corpus_size(corpora[run.block_size]),
-                    "heldout": heldouts[run.block_size].heldout[0].name,
-                    "heldout_tokens": heldouts[run.block_size].num_heldout_tokens}
-    return run_study("hyperparameters", configs, train, preset=run.name, device=device, study_config=study_config,
-                     summarize=lambda runs: hyperparameter_lessons(runs, hyperparameter_centre(run)),
-                     checkpoint_dir=checkpoint_dir)
-
-
-SETTINGS = ("learning_rate", "width", "block_size", "depth")
+    def study_config(self, budget: HyperparameterBudget, seeds) -> dict:
+        return {"budget": asdict(budget), "seeds": list(seeds), "transformer": asdict(study_transformer(self.run)),
+                "tokens_per_batch": self.run.batch_size * self.run.block_size, "block_size": self.run.block_size,
+                "batch_size": self.run.batch_size, "recipe": asdict(Recipe()),
+                "vocabulary": describe_head(self.vocab_ids), "data": "the plays", **corpus_size(self.corpus),
+                "heldout": self.heldout.heldout[0].name, "heldout_tokens": self.heldout.num_heldout_tokens}
 
 
-def points(runs: list[dict]) -> dict[tuple, list[dict]]:
-    """The runs of every setting (learning rate, width, block size, depth), its seeds together."""
-    return runs_by(runs, *SETTINGS)
+# ---------------------------------------------------------------- the learning rate of each width
 
 
 def mean_loss(group: list[dict]) -> float:
     return spread([run["loss"] for run in group])[0]
 
 
-def varied(groups: dict[tuple, list[dict]], middle: dict, setting: str) -> dict:
-    """The points that differ from the centre in `setting` alone, by that setting's value."""
-    others = [name for name in SETTINGS if name != setting]
-    return {key[SETTINGS.index(setting)]: group for key, group in groups.items()
-            if all(key[SETTINGS.index(name)] == middle[name] for name in others)}
-
-
 def loss(run: dict) -> float:
     return run["loss"]
 
 
-def best_against_worst(line: dict, what: str) -> dict:
-    """The best value of one setting against the worst, on the held-out loss."""
-    best, worst = min(line, key=lambda v: mean_loss(line[v])), max(line, key=lambda v: mean_loss(line[v]))
-    return lesson(f"{what} matters: {best:g} beats {worst:g} on the held-out loss, in nats per token",
-                  paired_effects(per_seed(line[best], loss), per_seed(line[worst], loss)))
+def rate_grid(runs: list[dict], width: int) -> dict[float, list[dict]]:
+    """A width's runs of the rate grid, by learning rate."""
+    return {rate: group for (rate, run_width), group in runs_by(runs, "learning_rate", "width").items()
+            if run_width == width}
 
 
-def learning_rate_off(rates: dict, best: float, factor: float, width: int) -> list[dict]:
-    """What a learning rate `factor` times the best costs, if the grid has one."""
-    off = next((rate for rate in rates if math.isclose(rate, best * factor)), None)
-    if off is None:
-        return []
-    direction = "below" if factor < 1 else "above"
-    return [lesson(f"A learning rate 2x {direction} the best ({off:g} against {best:g}, width {width}) costs "
-                   "held-out loss, in nats per token", paired_effects(per_seed(rates[best], loss),
-                                                                    per_seed(rates[off], loss)))]
+def best_rate(grid: dict[float, list[dict]]) -> float:
+    return min(grid, key=lambda rate: mean_loss(grid[rate]))
 
 
-def hyperparameter_lessons(runs: list[dict], middle: dict) -> dict:
-    """The best setting, what a 2x-off learning rate costs, width against speed, block size and depth."""
-    groups = points(runs)
-    grid = {key: group for key, group in groups.items()
-            if key[2] == middle["block_size"] and key[3] == middle["depth"]}
-    best_rate, best_width = min(grid, key=lambda key: mean_loss(grid[key]))[:2]
-    rates = {key[0]: group for key, group in grid.items() if key[1] == best_width}
-    lessons = [lesson for factor in (0.5, 2.0) for lesson in learning_rate_off(rates, best_rate, factor, best_width)]
-    widths = {key[1]: group for key, group in grid.items() if key[0] == best_rate}
-    lessons.append(best_against_worst(widths, f"In the same seconds at learning rate {best_rate:g}, the width"))
-    by_figure = {"hyperparameter_heatmap": list(range(len(lessons))), "hyperparameter_speed": [len(lessons)]}
-    narrow, wide = min(widths), max(widths)
+def edge_to_grow(grid: dict[float, list[dict]]) -> float | None:
+    """The rate to try next where the best of a grid lies at its edge (one step beyond it), else None."""
+    rates, best = sorted(grid), best_rate(grid)
+    if best == rates[0]:
+        return best / RATE_STEP
+    if best == rates[-1]:
+        return best * RATE_STEP
+    return None
+
+
+def tune_learning_rates(train: TrainAtWidth, budget: HyperparameterBudget, seeds, counting: dict, *, preset: str,
+                        device, checkpoint_dir=None) -> dict:
+    """Every width's rate grid at the tuning budget, grown where its best lies at an edge; writes
+    artefacts/hyperparameter_rates.json (with its lessons and the rate chosen for each width)."""
+    grids = {width: list(budget.learning_rates) for width in budget.widths}
+    study_config = {**train.study_config(budget, seeds), "tokens": budget.tuning_budget}
+    artefact = None
+    for _ in range(budget.max_extensions + 1):
+        configs = [{"width": width, "learning_rate": rate, "tokens": budget.tuning_budget, "seed": seed}
+                   for width, rates in grids.items() for rate in sorted(rates) for seed in seeds]
+        artefact = run_study("hyperparameter_rates", configs, train, preset=preset, device=device,
+                             study_config=study_config, checkpoint_dir=checkpoint_dir,
+                             reuse=artefact["results"]["runs"] if artefact else (),
+                             summarize=lambda runs: {
+                                 **rate_lessons(runs, budget.widths, counting, budget.tuning_budget),
+                                 "counting": counting})
+        grown = {width: edge_to_grow(rate_grid(artefact["results"]["runs"], width)) for width in grids}
+        if not any(grown.values()):
+            break
+        for width, rate in grown.items():
+            if rate is not None:
+                grids[width].append(rate)
+    return artefact
+
+
+def rate_lessons(runs: list[dict], widths, counting: dict, tokens: int) -> dict:
+    """The rate chosen for each width, a warning for each whose best lies at the edge of its grid, and what a rate
+    2x off the best costs, at the width whose grid has both neighbours."""
+    chosen, warnings, lessons = {}, [], []
+    for width in widths:
+        grid = rate_grid(runs, width)
+        if not grid:
+            continue
+        chosen[str(width)] = best = best_rate(grid)
+        if edge_to_grow(grid) is not None:
+            warnings.append(f"width {width}: the best learning rate, {best:g}, lies at the edge of the grid "
+                            f"{sorted(grid)}; a rate beyond it might be better")
+        for factor, direction in ((1 / RATE_STEP, "below"), (RATE_STEP, "above")):
+            off = next((rate for rate in grid if abs(rate - best * factor) < 1e-12), None)
+            if off is not None:
+                losses = [mean_loss(grid[best]), mean_loss(grid[off])]
+                lessons.append(lesson(f"At width {width}, a learning rate 2x {direction} the best ({off:g} against "
+                                      f"{best:g}) costs held-out loss, in nats per token"
+                                      f"{early_words(losses, counting, tokens)}",
+                                      paired_effects(per_seed(grid[best], loss), per_seed(grid[off], loss)),
+                                      losses, counting))
+    return {"lessons": lessons, "chosen": chosen, "warnings": warnings}
+
+
+# ---------------------------------------------------------------- the best width at each budget
+
+
+def hyperparameter_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir=None) -> dict:
+    """Each width's learning rate, then every width at every budget with every seed; writes
+    artefacts/hyperparameter_rates.json and artefacts/hyperparameters.json (with their lessons) and returns the
+    second. The middle budget's runs at the chosen rates are the rate grid's own, kept."""
+    budget = HYPERPARAMETER_BUDGETS[run.name]
+    seeds = list(seeds or study_seeds(run))
+    train = TrainAtWidth(enc, run, device)
+    counting = count_baselines(train.corpus, train.heldout)
+    rates = tune_learning_rates(train, budget, seeds, counting, preset=run.name, device=device,
+                                checkpoint_dir=checkpoint_dir)
+    chosen = rates["results"]["chosen"]
+    configs = [{"width": width, "learning_rate": chosen[str(width)], "tokens": tokens, "seed": seed}
+               for tokens in budget.budgets for width in budget.widths for seed in seeds]
+    study_config = {**train.study_config(budget, seeds), "learning_rates": chosen,
+                    "rate_warnings": rates["results"]["warnings"]}
+    return run_study("hyperparameters", configs, train, preset=run.name, device=device, study_config=study_config,
+                     summarize=lambda runs: {**budget_lessons(runs, counting), "counting": counting},
+                     checkpoint_dir=checkpoint_dir, reuse=rates["results"]["runs"])
+
+
+def by_budget(runs: list[dict]) -> dict[int, dict[int, list[dict]]]:
+    """The runs of every budget, by width: {tokens: {width: runs}}."""
+    table: dict[int, dict[int, list[dict]]] = {}
+    for (tokens, width), group in runs_by(runs, "tokens", "width").items():
+        table.setdefault(tokens, {})[width] = group
+    return dict(sorted(table.items()))
+
+
+def best_widths(runs: list[dict]) -> dict[int, int]:
+    """The best width (lowest mean held-out loss) at each budget."""
+    return {tokens: min(widths, key=lambda width: mean_loss(widths[width])) for tokens, widths in by_budget(runs).items()}
+
+
+def early_words(losses, counting: dict, tokens: int) -> str:
+    """What a claim adds when its runs are not yet past the bigram count model: it is about the first seconds."""
+    return "" if max(losses) < counting["bigram"] else (f" (about the first seconds of learning, {tokens:,} tokens: "
+                                                        "not yet past counting)")
+
+
+def width_lesson(widths: dict[int, list[dict]], tokens: int, better: int, worse: int, counting: dict) -> dict:
+    losses = [mean_loss(widths[better]), mean_loss(widths[worse])]
+    return lesson(f"With {tokens:,} training tokens, width {better} beats width {worse} on the held-out loss, in nats "
+                  f"per token{early_words(losses, counting, tokens)}",
+                  paired_effects(per_seed(widths[better], loss), per_seed(widths[worse], loss)), losses, counting)
+
+
+def crossing_tokens(table: dict[int, dict[int, list[dict]]], narrow: int, wide: int) -> float | None:
+    """Where the wide model's mean held-out loss first drops below the narrow one's, between two budgets (on a log
+    scale of tokens, by a straight line), or None if it never does in the budgets measured."""
+    budgets = sorted(table)
+    gaps = [mean_loss(table[tokens][wide]) - mean_loss(table[tokens][narrow]) for tokens in budgets]
+    for (low, high), (gap_low, gap_high) in zip(zip(budgets, budgets[1:]), zip(gaps, gaps[1:])):
+        if gap_low >= 0 > gap_high:
+            share = gap_low / (gap_low - gap_high)
+            return float(low * (high / low) ** share)
+    return None
+
+
+def budget_lessons(runs: list[dict], counting: dict) -> dict:
+    """At the smallest and the largest budget, the best width against the others' best; whether the best width
+    grows with the budget and where it crosses; and what a narrower model gains in speed."""
+    table = by_budget(runs)
+    best = best_widths(runs)
+    smallest, largest = min(table), max(table)
+    lessons = []
+    for tokens in (smallest, largest):
+        widths = table[tokens]
+        runner_up = min((width for width in widths if width != best[tokens]), key=lambda w: mean_loss(widths[w]))
+        lessons.append(width_lesson(widths, tokens, best[tokens], runner_up, counting))
+    narrow, wide = best[smallest], best[largest]
+    if wide != narrow:
+        gains = paired_effects(per_seed(table[largest][wide], loss), per_seed(table[largest][narrow], loss))
+        costs = paired_effects(per_seed(table[smallest][narrow], loss), per_seed(table[smallest][wide], loss))
+        lessons.append(lesson(f"The best width grows with the budget: width {wide}, behind width {narrow} at "
+                              f"{smallest:,} tokens, is ahead at {largest:,}; the smaller of its two margins, in nats "
+                              "per token", [min(gain, cost) for gain, cost in zip(gains, costs)],
+                              [mean_loss(table[largest][wide]), mean_loss(table[largest][narrow])], counting))
     speed = lambda run: run["tokens_per_s"]  # noqa: E731
-    narrow_speed, wide_speed = per_seed(widths[narrow], speed), per_seed(widths[wide], speed)
-    ratios = [narrow_speed[seed] / wide_speed[seed] - 1 for seed in sorted(narrow_speed)]
-    lessons.append(lesson(f"A narrower model trains more tokens per second: width {narrow} over width {wide}, as a "
-                          "ratio minus 1", ratios))
-    by_figure["hyperparameter_shape"] = []
-    for setting, what in (("block_size", "The block size"), ("depth", "The depth")):
-        line = varied(groups, middle, setting)
-        if len(line) > 1:
-            by_figure["hyperparameter_shape"].append(len(lessons))
-            lessons.append(best_against_worst(line, what))
-    best = {"learning_rate": best_rate, "width": best_width, "block_size": middle["block_size"],
-            "depth": middle["depth"]}
-    return {"lessons": lessons, "lessons_by_figure": by_figure, "best": best}
+    slim, broad = min(table[largest]), max(table[largest])
+    slim_speed, broad_speed = per_seed(table[largest][slim], speed), per_seed(table[largest][broad], speed)
+    lessons.append(lesson(f"A narrower model trains more tokens per second: width {slim} over width {broad}, as a "
+                          "ratio minus 1", [slim_speed[seed] / broad_speed[seed] - 1 for seed in sorted(slim_speed)],
+                          [mean_loss(table[largest][slim]), mean_loss(table[largest][broad])], counting))
+    crossing = crossing_tokens(table, narrow, wide) if wide != narrow else None
+    return {"lessons": lessons, "best_widths": {str(tokens): width for tokens, width in best.items()},
+            "crossing_tokens": crossing}

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +26,7 @@ from ..device import KEEP_FREED_MEMORY_VARIABLE, seed_everything
 from ..models import KGramMLPSeqModel, build_model, compute_next_token_loss, kgram_starter_loop_logits
 from ..tokenizer import GPT2_VOCAB_SIZE
 from ..training import STARTER_RECIPE, Recipe, make_optimizer, save_checkpoint, targets_in, train_model
+from .lessons import count_baselines
 
 
 def starter_loop_batches(corpus, *, batches: int, batch_size: int,
@@ -140,16 +141,31 @@ def kgram_comparison_table(artefact: dict):
 KGRAM_WINDOWS = {True: "t-k+1..t (this bundle)", False: "t-k..t-1 (the starter)"}
 
 
+@dataclass(frozen=True)
+class KgramBudget:
+    """How long each k-gram design trains on real text, and how often it is evaluated, on one run preset."""
+
+    steps: int
+    eval_every: int
+
+
+KGRAM_BUDGETS = {"quick": KgramBudget(steps=6, eval_every=3), "cpu": KgramBudget(steps=1_200, eval_every=100),
+                 "gpu": KgramBudget(steps=3_000, eval_every=200)}
+
+
 def kgram_real_text(corpus, heldout, vocab_ids, *, preset: str, device, k: int = 2, embed_size: int = 64,
                     num_inner_layers: int = 2, recipe: Recipe = Recipe(), batch_size: int = 16, steps: int = 60,
                     eval_every: int = 10, seed: int = 0, checkpoint_dir: Path | None = None) -> dict:
     """Every design with this bundle's context window, and the embedding design with the starter's, trained
-    alike on real text (packed, the bundle's recipe) and measured on a held-out set.
+    alike on real text (packed, the bundle's recipe) and measured on a held-out set, beside the count models of
+    the same text.
 
-    The logits at t predict token t+1; the starter's window t-k..t-1 hides token t from them. The
-    design with the lowest final held-out loss is the one notebook 03 races. Writes
-    artefacts/kgram_real_text.json and returns it; with checkpoint_dir, also saves each design
-    (this bundle's window) there as kgram_<design>.pt, for the sampling lab.
+    The logits at t predict token t+1; the starter's window t-k..t-1 hides token t from them. A
+    k-gram MLP is a neural (k+1)-gram model: it reads the same k tokens as a (k+1)-gram count
+    model, its baseline (each run records how far below it ends). The design with the lowest final
+    held-out loss is the one notebook 03 races. Writes artefacts/kgram_real_text.json and returns it;
+    with checkpoint_dir, also saves each design (this bundle's window) there as kgram_<design>.pt,
+    for the sampling lab.
     """
     shared = dict(vocab_size=GPT2_VOCAB_SIZE, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers)
     runs = [(variant, True) for variant in KGramMLPSeqModel.VARIANTS] + [("embedding", False)]
@@ -170,10 +186,14 @@ def kgram_real_text(corpus, heldout, vocab_ids, *, preset: str, device, k: int =
             save_checkpoint(model, Path(checkpoint_dir) / f"kgram_{variant}.pt", trained_on="the plays", steps=steps)
     best = min((row for row in rows.values() if row["window"] == KGRAM_WINDOWS[True]),
                key=lambda row: row["final_test_loss"])["variant"]
+    counting = {**count_baselines(corpus, heldout), "same_k_order": k + 1}
+    same_k = counting["orders"][str(k + 1)]["nats_per_token"]
+    for row in rows.values():
+        row["below_same_k_counts_by"] = same_k - row["final_test_loss"]
     config = {**shared, "recipe": asdict(recipe), "batch_size": batch_size, "steps": steps, "eval_every": eval_every,
               "seed": seed, "data": "the plays", **corpus_size(corpus), "heldout": heldout.heldout[0].name,
               "heldout_tokens": heldout.num_heldout_tokens}
-    results = {"runs": rows, "best_design": best,
+    results = {"runs": rows, "best_design": best, "counting": counting,
                "history": [row for history in histories for row in history_rows(history)]}
     return read_artefact(write_artefact("kgram_real_text", preset=preset, config=config, results=results,
                                         device=device))

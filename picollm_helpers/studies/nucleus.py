@@ -7,11 +7,10 @@ the share of the samples' words that are words.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..artefacts import read_artefact, write_artefact
-from ..models import count_parameters, family_of
+from ..models import count_parameters, family_of, model_device
 from ..sampling import generate_tokens, nucleus_mask
 from .text_measures import distinct_n, word_share
 
@@ -27,7 +26,7 @@ def nucleus_sizes_along(model, prompt_ids: list[int], continuations: torch.Tenso
 
     One forward pass over prompt + continuations gives the distribution every new token was drawn from.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     prompt = torch.tensor(prompt_ids, dtype=torch.long, device=device).view(-1, 1).expand(-1, len(continuations))
     log_probs = model.log_probs(torch.cat([prompt, continuations.T.to(device)]))[len(prompt_ids) - 1:-1]
     return nucleus_mask((log_probs / temperature).softmax(dim=-1), p).sum(dim=-1).T.cpu()
@@ -47,7 +46,7 @@ def measure_sampling_setting(model, enc, prompt: str, top_p: float | None, seeds
     return {"setting": sampling_setting_name(top_p), "top_p": top_p, "distinct_1": distinct_n(tokens, 1),
             "distinct_2": distinct_n(tokens, 2), "mean_logprob": float(logprobs.mean()),
             "mean_nucleus_size": float(sizes.double().mean()), "distinct_samples": len(set(continuations)),
-            "word_share": float(np.nanmean([word_share(text, words) for text in continuations])),
+            "word_share": word_share(" ".join(continuations), words),
             "samples": [prompt + text for text in continuations]}
 
 

@@ -1,13 +1,15 @@
 """Notebook 06's study: overfitting a small slice of real text, and the remedies measured side by side.
 
-The run preset's Transformer trains on the first few thousand tokens of one play (a small real
-slice) far past the point where its held-out loss on the standard held-out work stops falling
-and turns up: the *turning point*. Its training loss keeps falling; the gap between the two is
-what it learned by heart. Then the remedies, each on the same slice, seeds and steps:
+The run preset's study Transformer trains on the first tokens of the base corpus (a small real
+slice, a play and a half) far past the point where its held-out loss on the standard held-out work
+stops falling and turns up: the *turning point*. Its training loss keeps falling; the gap between
+the two is what it learned by heart. Beside it, the count models fitted on the same slice: at its
+turning point the model has learnt more than counting does from that text. Then the remedies,
+each on the same slice, seeds and steps:
 
   dropout        units dropped at random while training (config.dropout)
   weight decay   a stronger pull of the weights towards zero (AdamW's decoupled decay)
-  more data      four times the slice: the play's first tokens, four times as many
+  more data      four times the slice: the base corpus's first tokens, four times as many
   early stopping the plain run, stopped at its lowest held-out loss (no run of its own)
 """
 
@@ -16,15 +18,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from ..artefacts import history_rows
-from ..corpus import PackedCorpus, TokenStream, build_corpus, standard_heldout
+from ..corpus import build_corpus, standard_heldout
 from ..device import seed_everything
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_head
-from ..presets import RunPreset
-from ..sources import PLAYS_DIR, TextSource, read_text_file
-from ..tokens import tokenize_source
+from ..presets import RunPreset, study_transformer
 from ..training import Recipe, train_model
-from .lessons import lesson, paired_effects, per_seed, run_study, runs_by, study_seeds
+from .lessons import count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
+from .own_text import base_slice
 
 
 @dataclass(frozen=True)
@@ -41,33 +42,27 @@ class OverfittingBudget:
 
 
 OVERFITTING_BUDGETS = {
-    "quick": OverfittingBudget(slice_tokens=2_000, steps=8, eval_every=2, batch_size=4, eval_tokens=1_024),
-    "cpu": OverfittingBudget(slice_tokens=8_000, steps=240, eval_every=15, batch_size=8, eval_tokens=4_096),
-    "gpu": OverfittingBudget(slice_tokens=32_000, steps=2_000, eval_every=100, batch_size=32, eval_tokens=None),
+    "quick": OverfittingBudget(slice_tokens=2_048, steps=8, eval_every=2, batch_size=4, eval_tokens=1_024),
+    "cpu": OverfittingBudget(slice_tokens=65_536, steps=1_000, eval_every=50, batch_size=16, eval_tokens=8_192),
+    "gpu": OverfittingBudget(slice_tokens=262_144, steps=4_000, eval_every=200, batch_size=32, eval_tokens=None),
 }
-SLICE_WORK = "comedy_of_errors.txt"  # the shortest comedy
 MORE_DATA = 4  # "more data" trains on this many times the slice
 REMEDIES = ("none", "dropout", "weight decay", "more data")
-
-
-def play_slice(enc, work: str, tokens: int, block_size: int) -> PackedCorpus:
-    """The first `tokens` tokens of one play, as a training corpus."""
-    ids = tokenize_source(enc, TextSource(work, [read_text_file(PLAYS_DIR / work)])).ids[:tokens]
-    return PackedCorpus([TokenStream(f"the first {len(ids):,} tokens of {work}", ids)], [1.0], [], block_size)
 
 
 def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir=None) -> dict:
     """The plain run and every remedy, each with every seed; write artefacts/overfitting.json (with its lessons)."""
     budget = OVERFITTING_BUDGETS[run.name]
     seeds = list(seeds or study_seeds(run))
-    slices = {"one slice": play_slice(enc, SLICE_WORK, budget.slice_tokens, run.block_size),
-              "more data": play_slice(enc, SLICE_WORK, MORE_DATA * budget.slice_tokens, run.block_size)}
+    base = build_corpus(enc, run.block_size)
+    slices = {"one slice": base_slice(base, budget.slice_tokens),
+              "more data": base_slice(base, MORE_DATA * budget.slice_tokens)}
     heldout = standard_heldout(enc, run.block_size, budget.eval_tokens)
-    vocab_ids = vocab_ids_for(build_corpus(enc, run.block_size), run.vocab, run.min_count)
+    vocab_ids = vocab_ids_for(base, run.vocab, run.min_count)
 
     def train(config: dict) -> dict:
         remedy = config["remedy"]
-        transformer = replace(run.transformer, dropout=budget.dropout if remedy == "dropout" else 0.0)
+        transformer = replace(study_transformer(run), dropout=budget.dropout if remedy == "dropout" else 0.0)
         recipe = Recipe(weight_decay=budget.weight_decay) if remedy == "weight decay" else Recipe()
         corpus = slices["more data" if remedy == "more data" else "one slice"]
         seed_everything(config["seed"])
@@ -84,31 +79,38 @@ def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir
                 "history": history_rows(history[["step", "loss", "test_loss", "test_bpc"]])}
 
     configs = [{"remedy": remedy, "seed": seed} for remedy in REMEDIES for seed in seeds]
-    study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(run.transformer),
+    counting = {name: count_baselines(corpus, heldout) for name, corpus in slices.items()}
+    study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(study_transformer(run)),
                     "block_size": run.block_size, "recipe": asdict(Recipe()), "vocabulary": describe_head(vocab_ids),
                     "slice": slices["one slice"].train[0].name, "slice_tokens": slices["one slice"].num_train_tokens,
                     "more_data": slices["more data"].train[0].name,
                     "more_data_tokens": slices["more data"].num_train_tokens,
                     "heldout": heldout.heldout[0].name, "heldout_tokens": heldout.num_heldout_tokens}
     return run_study("overfitting", configs, train, preset=run.name, device=device, study_config=study_config,
-                     summarize=overfitting_lessons, checkpoint_dir=checkpoint_dir)
+                     summarize=lambda runs: {**overfitting_lessons(runs, counting), "counting": counting},
+                     checkpoint_dir=checkpoint_dir)
 
 
-def overfitting_lessons(runs: list[dict]) -> dict:
-    """The turning point and the gap on the plain run; what each remedy saves at the end."""
+def overfitting_lessons(runs: list[dict], counting: dict) -> dict:
+    """The turning point and the gap on the plain run; what each remedy saves at the end. Each against the count
+    models of its own slice, at the runs' lowest held-out loss."""
     remedies = {remedy: group for (remedy,), group in runs_by(runs, "remedy").items()}
     plain = remedies["none"]
     final = lambda run: run["final_loss"]  # noqa: E731
     lowest = lambda run: run["lowest_loss"]  # noqa: E731
+    mean = lambda group: spread([lowest(run) for run in group])[0]  # noqa: E731
+    slice_counts = counting["one slice"]
     lessons = [
         lesson("Trained past its turning point, the model gets worse on text it never saw, so early stopping "
                "there beats training on: the held-out loss ends above its lowest, in nats per token",
-               paired_effects(per_seed(plain, lowest), per_seed(plain, final))),
+               paired_effects(per_seed(plain, lowest), per_seed(plain, final)), [mean(plain)], slice_counts),
         lesson("It learns its slice by heart: at the end its training loss is below its held-out loss, in nats "
                "per token", paired_effects(per_seed(plain, lambda run: run["final_train_loss"]),
-                                           per_seed(plain, final))),
+                                           per_seed(plain, final)), [mean(plain)], slice_counts),
     ]
     for remedy in REMEDIES[1:]:
+        own = counting["more data" if remedy == "more data" else "one slice"]
         lessons.append(lesson(f"{remedy.capitalize()} lowers the final held-out loss of the same run, in nats per "
-                              "token", paired_effects(per_seed(remedies[remedy], final), per_seed(plain, final))))
+                              "token", paired_effects(per_seed(remedies[remedy], final), per_seed(plain, final)),
+                              [mean(plain), mean(remedies[remedy])], [slice_counts, own]))
     return {"lessons": lessons}

@@ -1,11 +1,13 @@
-"""Notebook 05's study: training on your own text, and how much text it takes.
+"""Notebook 05's study: training on your own text, how much text it takes, and what learning adds to counting.
 
 Two questions, on the run preset's study Transformer (presets.study_transformer), each point with
-several seeds:
+several seeds, beside the count models fitted on exactly the text each point trains on:
 
   how much data    the first N tokens of the base corpus (sizes spanning 64x), each trained for
-                   the same number of steps, held-out loss on the standard held-out work. Too
-                   little text is seen again and again, and learned by heart.
+                   the same number of steps, held-out loss on the standard held-out work, at the
+                   end and at the run's best evaluation (where early stopping would keep it). Too
+                   little text is seen again and again, and learned by heart; counting, fitted on
+                   the same few tokens, is the yardstick of what learning adds.
   blending         your text (the custom corpus) mixed with the base corpus, your text's share
                    of the training windows from 0 (the base corpus alone) to 1 (your text
                    alone), held-out loss on held-out lines of your text and on the standard
@@ -25,7 +27,7 @@ from ..models import build_model, describe_head
 from ..presets import CUSTOM_CORPUS, RunPreset, study_transformer
 from ..sampling import generate_text
 from ..training import Recipe, evaluate, train_model
-from .lessons import lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
+from .lessons import count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,16 @@ class OwnTextBudget:
     sizes: tuple[int, ...]  # training tokens of the base corpus, for "how much data"
     shares: tuple[float, ...]  # your text's share of the training windows, for "blending"
     steps: int  # optimizer steps of every run
+    eval_every: int  # steps between held-out evaluations
     eval_tokens: int | None  # the slice of the standard held-out work (None: all of it)
 
 
 OWN_TEXT_BUDGETS = {
-    "quick": OwnTextBudget(sizes=(2_048, 32_768), shares=(0.0, 0.5, 1.0), steps=6, eval_tokens=1_024),
-    "cpu": OwnTextBudget(sizes=(4_096, 32_768, 262_144), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=200,
-                         eval_tokens=8_192),
-    "gpu": OwnTextBudget(sizes=(8_192, 65_536, 524_288), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=1_000,
-                         eval_tokens=None),
+    "quick": OwnTextBudget(sizes=(2_048, 32_768), shares=(0.0, 0.5, 1.0), steps=6, eval_every=2, eval_tokens=1_024),
+    "cpu": OwnTextBudget(sizes=(4_096, 32_768, 262_144), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=600,
+                         eval_every=50, eval_tokens=8_192),
+    "gpu": OwnTextBudget(sizes=(8_192, 65_536, 524_288), shares=(0.0, 0.25, 0.5, 0.75, 1.0), steps=2_000,
+                         eval_every=100, eval_tokens=None),
 }
 HELD_OUT_LINES = 0.2  # of your text's lines, a seeded choice held out
 
@@ -72,24 +75,34 @@ def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPU
     standard = standard_heldout(enc, run.block_size, budget.eval_tokens)
     vocab_ids = vocab_ids_for(blend(base, your_lines, 0.5), run.vocab, run.min_count)
 
+    def corpus_of(config: dict) -> PackedCorpus:
+        return (base_slice(base, config["tokens"]) if config["question"] == "data"
+                else blend(base, your_lines, config["share"]))
+
     def train(config: dict) -> dict:
-        corpus = (base_slice(base, config["tokens"]) if config["question"] == "data"
-                  else blend(base, your_lines, config["share"]))
         seed_everything(config["seed"])
         model = build_model("transformer", **asdict(study_transformer(run)), vocab_ids=vocab_ids).to(device)
-        history = train_model(model, corpus, max_steps=budget.steps, batch_size=run.batch_size, seed=config["seed"],
-                              grad_accum_steps=run.grad_accum_steps, eval_every=max(1, budget.steps // 4),
-                              heldout=standard, name=str(config))
+        your_curve = []  # a blend's loss on your held-out lines at each evaluation, to early-stop it there too
+        on_eval = ((lambda step, model: your_curve.append(evaluate(model, your_lines).nats_per_token))
+                   if config["question"] == "blend" else None)
+        history = train_model(model, corpus_of(config), max_steps=budget.steps, batch_size=run.batch_size,
+                              seed=config["seed"], grad_accum_steps=run.grad_accum_steps,
+                              eval_every=budget.eval_every, heldout=standard, name=str(config), on_eval=on_eval)
+        evaluated = history.dropna(subset=["test_loss"])
         result = {"train_loss": float(history["loss"].tail(max(1, budget.steps // 10)).mean()),
-                  "standard_loss": float(history["test_loss"].iloc[-1]), "history": history_rows(history)}
+                  "standard_loss": float(evaluated["test_loss"].iloc[-1]),
+                  "best_standard_loss": float(evaluated["test_loss"].min()),
+                  "best_step": int(evaluated.loc[evaluated["test_loss"].idxmin(), "step"]),
+                  "history": history_rows(history)}
         if config["question"] == "blend":
             your = evaluate(model, your_lines)
-            result.update(your_loss=your.nats_per_token, your_bpc=your.bits_per_char,
+            result.update(your_loss=your.nats_per_token, your_bpc=your.bits_per_char, best_your_loss=min(your_curve),
                           sample=generate_text(model, enc, prompt, max_new_tokens=30, top_p=0.8, seed=config["seed"]))
         return result
 
     configs = ([{"question": "data", "tokens": tokens, "seed": seed} for tokens in budget.sizes for seed in seeds]
                + [{"question": "blend", "share": share, "seed": seed} for share in budget.shares for seed in seeds])
+    counting = own_text_counting(base, your_lines, standard, budget)
     study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(study_transformer(run)),
                     "block_size": run.block_size, "batch_size": run.batch_size, "recipe": asdict(Recipe()),
                     "vocabulary": describe_head(vocab_ids),
@@ -97,34 +110,83 @@ def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPU
                     "your_heldout_tokens": your_lines.num_heldout_tokens, "standard_heldout": standard.heldout[0].name,
                     "standard_heldout_tokens": standard.num_heldout_tokens, "prompt": prompt}
     return run_study("own_text", configs, train, preset=run.name, device=device, study_config=study_config,
-                     summarize=own_text_lessons, checkpoint_dir=checkpoint_dir)
+                     summarize=lambda runs: {**own_text_lessons(runs, counting), "counting": counting},
+                     checkpoint_dir=checkpoint_dir)
 
 
-def own_text_lessons(runs: list[dict]) -> dict:
-    """More data against less; blending against your text alone, on your text; what your text alone costs."""
+def own_text_counting(base: PackedCorpus, your_lines: PackedCorpus, standard, budget: OwnTextBudget) -> dict:
+    """The count models of every point's training text: each slice of the base corpus on the standard work, and
+    the base corpus, your text and both together on the standard work and on your held-out lines."""
+    texts = {"plays": base.train_streams(), "your text": your_lines.train_streams(),
+             "both": base.train_streams() + your_lines.train_streams()}
+    return {"sizes": {str(tokens): count_baselines(base_slice(base, tokens), standard) for tokens in budget.sizes},
+            "standard": {name: count_baselines(streams, standard) for name, streams in texts.items()},
+            "your_lines": {name: count_baselines(streams, your_lines) for name, streams in texts.items()}}
+
+
+def blend_text(share: float) -> str:
+    """Which count models' text a blend trains on."""
+    return "plays" if share == 0 else "your text" if share == 1 else "both"
+
+
+def learning_beats_counting(tokens: int, runs: list[dict], counts: dict, best) -> dict:
+    """What learning adds on a slice: the Transformer at its best evaluation against the best count model fitted on
+    the same tokens."""
+    return lesson(f"On {'only ' if tokens < 10_000 else ''}{tokens:,} tokens, learning beats counting: the Transformer "
+                  f"at its best evaluation ends below the best count model fitted on the same tokens "
+                  f"({counts['best']:.2f}), in nats per token", [counts["best"] - best(run) for run in runs],
+                  [spread([best(run) for run in runs])[0]], counts)
+
+
+def alone_words(runs: list[dict], your, counts: dict) -> str:
+    """What the blending claim adds when your text alone is too little to get past counting it: the comparison is
+    with a model that has not learnt more than which word follows which."""
+    if spread([your(run) for run in runs])[0] < counts["bigram"]:
+        return ""
+    return (f" (trained on your {counts['train_tokens']:,} tokens alone, the model is not past counting them: "
+            f"the bigram counts score {counts['bigram']:.2f} on your lines)")
+
+
+def own_text_lessons(runs: list[dict], counting: dict) -> dict:
+    """More data against less; learning against counting on every slice; learning by heart; blending against your
+    text alone, on your text, and what it costs on the standard work."""
     sizes = {tokens: group for (question, tokens), group in runs_by(runs, "question", "tokens").items()
              if question == "data"}
     shares = {share: group for (question, share), group in runs_by(runs, "question", "share").items()
               if question == "blend"}
     smallest, largest = min(sizes), max(sizes)
-    standard = lambda run: run["standard_loss"]  # noqa: E731
-    your = lambda run: run["your_loss"]  # noqa: E731
+    best = lambda run: run["best_standard_loss"]  # noqa: E731
+    end = lambda run: run["standard_loss"]  # noqa: E731
+    your = lambda run: run["best_your_loss"]  # noqa: E731
+    mean = lambda group, metric: spread([metric(run) for run in group])[0]  # noqa: E731
+    small_counts = counting["sizes"][str(smallest)]
     blended = [share for share in shares if 0 < share < 1]
-    best_blend = min(blended, key=lambda share: spread([your(run) for run in shares[share]])[0])
+    best_blend = min(blended, key=lambda share: mean(shares[share], your))
     lessons = [
         lesson(f"{largest // smallest}x more training text ({largest:,} tokens instead of {smallest:,}) lowers the "
-               "held-out loss at the same number of steps, in nats per token",
-               paired_effects(per_seed(sizes[largest], standard), per_seed(sizes[smallest], standard))),
-        lesson(f"With only {smallest:,} tokens the model learns its text by heart: its training loss ends below its "
-               "held-out loss, in nats per token",
+               "held-out loss, each run at its best evaluation, in nats per token",
+               paired_effects(per_seed(sizes[largest], best), per_seed(sizes[smallest], best)),
+               [mean(sizes[smallest], best), mean(sizes[largest], best)],
+               [counting["sizes"][str(smallest)], counting["sizes"][str(largest)]]),
+        *[learning_beats_counting(tokens, sizes[tokens], counting["sizes"][str(tokens)], best)
+          for tokens in sorted(sizes)],
+        lesson(f"With only {smallest:,} tokens the model learns its text by heart: trained on past its best "
+               "evaluation, its training loss ends below its held-out loss, in nats per token",
                paired_effects(per_seed(sizes[smallest], lambda run: run["train_loss"]),
-                              per_seed(sizes[smallest], standard))),
+                              per_seed(sizes[smallest], end)), [mean(sizes[smallest], best)], small_counts),
         lesson(f"Blending beats training on your text alone, on your own held-out lines: {best_blend:.0%} your text "
-               "against 100%, in nats per token",
-               paired_effects(per_seed(shares[best_blend], your), per_seed(shares[1.0], your))),
-        lesson("Training on your text alone costs the base corpus: held-out loss on the standard work rises from "
-               "0% to 100% your text, in nats per token",
-               paired_effects(per_seed(shares[0.0], standard), per_seed(shares[1.0], standard))),
+               f"against 100%, each run at its best evaluation, in nats per token"
+               f"{alone_words(shares[1.0], your, counting['your_lines']['your text'])}",
+               paired_effects(per_seed(shares[best_blend], your), per_seed(shares[1.0], your)),
+               [mean(shares[best_blend], your), mean(shares[1.0], your)],
+               [counting["your_lines"][blend_text(best_blend)], counting["your_lines"]["your text"]]),
+        lesson(f"Blending costs the base corpus: held-out loss on the standard work rises from 0% to {best_blend:.0%} "
+               "your text, in nats per token",
+               paired_effects(per_seed(shares[0.0], end), per_seed(shares[best_blend], end)),
+               [mean(shares[0.0], end), mean(shares[best_blend], end)],
+               [counting["standard"]["plays"], counting["standard"][blend_text(best_blend)]]),
     ]
-    return {"lessons": lessons, "lessons_by_figure": {"own_text_data": [0, 1], "own_text_blend": [2, 3]},
+    data_lessons = range(len(lessons) - 2)
+    return {"lessons": lessons, "lessons_by_figure": {"own_text_data": list(data_lessons),
+                                                      "own_text_blend": [len(lessons) - 2, len(lessons) - 1]},
             "best_blend": best_blend}

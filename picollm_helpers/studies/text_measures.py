@@ -39,6 +39,11 @@ def word_share(text: str, words: set[str]) -> float:
     return sum(word in words for word in found) / len(found) if found else math.nan
 
 
+def as_percent(share: float) -> str:
+    """A share of words as a percentage; 'no words' where the text had none to count (NaN)."""
+    return "no words" if math.isnan(share) else f"{share:.0%}"
+
+
 def english_words(path: str | Path = WORD_LIST) -> set[str]:
     """The lowercase words of a word list, one a line (Debian's wamerican by default)."""
     path = Path(path)

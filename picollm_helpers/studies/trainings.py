@@ -6,14 +6,14 @@ gpu preset's estimates within a 16 GB GPU.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import pandas as pd
 
 from ..memory import estimate_training_memory
 from ..presets import TRANSFORMER_PRESETS, RunPreset, study_transformer, transformer_config
 from ..tokenizer import GPT2_VOCAB_SIZE
-from .hyperparameters import HYPERPARAMETER_BUDGETS
+from .hyperparameters import HYPERPARAMETER_BUDGETS, width_config
 from .overfitting import OVERFITTING_BUDGETS
 
 
@@ -28,9 +28,7 @@ def notebook_trainings(notebook: str, run: RunPreset) -> dict[str, tuple[dict, i
     width = run.embed_size
     kgram = {"family": "kgram", "vocab_size": vocab, "k": 2, "embed_size": 64, "num_inner_layers": 2}
     writer = transformer(run.transformer)
-    hyper = HYPERPARAMETER_BUDGETS[run.name]
-    widest = replace(run.transformer, d_model=max(hyper.widths), d_ff=4 * max(hyper.widths),
-                     n_blocks=max(hyper.depths), max_seq_len=max(hyper.block_sizes))
+    widest = width_config(run, max(HYPERPARAMETER_BUDGETS[run.name].widths))
     trainings = {
         "01": {"LSTM (the notes' run)": ({"family": "lstm", "vocab_size": vocab, "embed_size": 64,
                                           "hidden_size": 64}, 16, 32)},
@@ -43,9 +41,9 @@ def notebook_trainings(notebook: str, run: RunPreset) -> dict[str, tuple[dict, i
                "writer": (writer, batch, block)},
         "04": {"writer": (writer, batch, block)},
         "05": {"the study Transformer": (transformer(study_transformer(run)), batch, block)},
-        "06": {"the preset's Transformer": (writer, OVERFITTING_BUDGETS[run.name].batch_size, block)},
-        "07": {f"width {widest.d_model}, {widest.n_blocks} blocks": (
-            transformer(widest), batch * block // max(hyper.block_sizes), max(hyper.block_sizes))},
+        "06": {"the study Transformer": (transformer(study_transformer(run)), OVERFITTING_BUDGETS[run.name].batch_size,
+                                         block)},
+        "07": {f"width {widest.d_model}, {widest.n_blocks} blocks": (transformer(widest), batch, block)},
     }
     return trainings[notebook]
 

@@ -1,16 +1,20 @@
 """The Transformer that writes (notebook 03), the model the sampling lab (notebook 04) opens on.
 
 The run preset's own Transformer trains on the base corpus for the preset's budget
-(`run.writer_steps`), with the preset's head. Then it writes: a few continuations of prompts
-that suit the corpus (a speaker's name and a line break writes a speech), greedy and sampled at
-p = 0.5 and p = 1.0, one per seed. What it writes is measured: its held-out loss on the
-standard held-out work (nats per token and bits per character), the share of its words that are
-words, how much the samples vary, and the share of their 8-word spans copied verbatim from the
-bundle's texts. A writer that generalises writes its own sentences; one that memorised recites.
+(`run.writer_steps`), with the preset's head, and is mixed with the count models of the same
+text, as the command line's defaults are (the order and the weight chosen on validation lines taken
+out of training). Then it writes: a few continuations of prompts that suit the corpus (a speaker's
+name and a line break writes a speech), greedy and sampled at p = 0.5 and p = 1.0, one per seed.
+What it writes is measured: its held-out loss on the standard held-out work (nats per token and
+bits per character), with the Transformer alone and the count models beside it, the share of its
+words that are words, how much the samples vary, and the share of their 8-word spans copied
+verbatim from the bundle's texts. A writer that generalises writes its own sentences; one that
+memorised recites.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -21,11 +25,13 @@ from ..artefacts import history_rows, read_artefact, write_artefact
 from ..corpus import build_corpus, standard_heldout
 from ..device import seed_everything
 from ..heads import vocab_ids_for
-from ..models import build_model, describe_vocabulary
+from ..models import build_model, describe_vocabulary, model_device
 from ..presets import RunPreset
 from ..sampling import generate_tokens
 from ..resume import resume_point
+from ..counts import VALIDATION_FRACTION, WithCounts, count_model, fit_count_models, mix_with_counts
 from ..training import TRAINING_CHECKPOINT_SUFFIX, Recipe, evaluate, save_checkpoint, train_model
+from .lessons import count_baselines
 from .text_measures import copied_span_share, distinct_n, reading_words, word_share
 
 WRITER_SETTINGS = {"greedy": None, "p = 0.5": 0.5, "p = 1.0": 1.0}
@@ -86,7 +92,11 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
     plays = base_corpus == "plays"
     max_new_tokens = max_new_tokens or run.writer_new_tokens
     corpus = build_corpus(enc, run.block_size, base_corpus=base_corpus, tinystories_stories=run.tinystories_stories,
-                          tinystories_path=tinystories_path, test_fraction=0.0 if plays else 0.05, seed=seed)
+                          tinystories_path=tinystories_path, test_fraction=0.0 if plays else 0.05, seed=seed,
+                          validation_fraction=VALIDATION_FRACTION)
+    started = time.perf_counter()
+    count_models = fit_count_models(corpus)
+    counting_s = time.perf_counter() - started
     base_corpus = "plays" if corpus.train[0].name == "the plays" else base_corpus  # TinyStories out of reach
     heldout = standard_heldout(enc, run.block_size) if plays else corpus
     prompts = writing_prompts(base_corpus)
@@ -102,13 +112,18 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
                           heldout=curve, name="the writer", checkpoint_path=progress,
                           checkpoint_every=max(1, run.writer_steps // 10) if progress else None,
                           resume_from=resume_point(progress) if progress else None)
-    final = evaluate(model, heldout)
+    writer = mix_with_counts(model, count_models, corpus.validation)
+    final, alone = evaluate(writer, heldout), evaluate(model, heldout)
+    counts_alone = evaluate(writer.counts, heldout)
     words, word_list = reading_words()
-    writing = measure_writing(model, enc, prompts, list(seeds), max_new_tokens, words)
+    writing = measure_writing(writer, enc, prompts, list(seeds), max_new_tokens, words)
     data = ", ".join(stream.name for stream in corpus.train)
     if checkpoint_dir is not None:
         save_checkpoint(model, Path(checkpoint_dir) / "transformer_writer.pt", trained_on=data,
-                        steps=run.writer_steps, prompt=prompts[0])
+                        steps=run.writer_steps, prompt=prompts[0],
+                        counts={"order": writer.counts.order, "weight": writer.weight, "seed": seed,
+                                "validation_fraction": VALIDATION_FRACTION, "base_corpus": base_corpus,
+                                "tinystories_stories": run.tinystories_stories})
         progress.unlink()  # the run is complete: running the notebook again trains afresh
     config = {"transformer": asdict(transformer), "vocabulary": describe_vocabulary(model), "steps": run.writer_steps,
               "batch_size": run.batch_size, "block_size": run.block_size, "recipe": asdict(Recipe()), "data": data,
@@ -118,9 +133,23 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
     results = {"resumed_from_step": history.attrs.get("resumed_from_step"), "heldout_loss": final.nats_per_token,
                "heldout_bits_per_char": final.bits_per_char,
                "heldout_tokens": final.tokens, "train_loss": float(history["loss"].iloc[-1]),
+               "transformer_alone": {"heldout_loss": alone.nats_per_token, "heldout_bits_per_char": alone.bits_per_char},
+               "counts": {**writer.choice, "label": writer.counts.label, "seconds": counting_s,
+                          "heldout_loss": counts_alone.nats_per_token},
+               "counting": count_baselines(corpus, heldout),
                "train_seconds": float(history["elapsed_s"].iloc[-1]),
                "sampled": sampled_summary(writing), "writing": writing, "history": history_rows(history)}
     return read_artefact(write_artefact("writer", preset=run.name, config=config, results=results, device=device))
+
+
+def with_its_counts(model, enc):
+    """A model saved by train_writer, mixed again with the count model it was mixed with: the same training text
+    and validation lines counted again, the same order and weight (from its checkpoint's metadata)."""
+    counts = model.checkpoint_metadata["counts"]
+    corpus = build_corpus(enc, 2, base_corpus=counts["base_corpus"], tinystories_stories=counts["tinystories_stories"],
+                          test_fraction=0.0 if counts["base_corpus"] == "plays" else 0.05, seed=counts["seed"],
+                          validation_fraction=counts["validation_fraction"])
+    return WithCounts(model, count_model(corpus, counts["order"]), counts["weight"])
 
 
 @torch.no_grad()
@@ -128,7 +157,7 @@ def record_attention(model, enc, prompt: str, *, label: str, preset: str, device
     """Every head's attention weights in a Transformer's last block over the prompt's tokens.
     Writes artefacts/attention_map.json and returns it."""
     ids = enc.encode_ordinary(prompt)
-    maps = model.attention_maps(torch.tensor(ids, device=next(model.parameters()).device))
+    maps = model.attention_maps(torch.tensor(ids, device=model_device(model)))
     config = {"model": label, "prompt": prompt, "block": len(maps)}
     results = {"tokens": [enc.decode([i]) for i in ids], "weights": maps[-1].cpu().tolist()}
     return read_artefact(write_artefact("attention_map", preset=preset, config=config, results=results, device=device))
