@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -28,7 +28,7 @@
 # * **the learning rate of each width**: a wider model wants a smaller step. Each width tries a
 #   grid of rates at the middle budget; the best must lie inside the grid, never at its edge (the
 #   grid grows one rate where it does, and the artefact warns if it still does);
-# * **the best width at each budget**, each width at its own rate: where the widths cross;
+# * **the best width at each budget**, each width at its own rate: does it grow with the budget?
 # * **quality against seconds**: the same runs, for a budget counted in seconds.
 #
 # Budgets are counted in tokens, so that the lessons hold on any machine: seconds depend on the
@@ -154,9 +154,13 @@ table.round(3)
 
 # %%
 h.print_lessons(study)
-crossing = study["results"]["crossing_tokens"]
-print(f"The best width at each budget: {study['results']['best_widths']}"
-      + (f"; the widths cross near {crossing:,.0f} tokens." if crossing else "."))
+crossing, best_widths = study["results"]["crossing_tokens"], study["results"]["best_widths"]
+widest = max(study["config"]["budget"]["widths"])
+print(f"The best width at each budget: {best_widths}"
+      + (f"; the widths cross near {crossing:,.0f} tokens." if crossing else "; the best width does not change.")
+      + (f" It is the widest tried, {widest}, at every budget: at equal tokens a wider model learns more from each "
+         "token, so only a wider grid, or budgets in compute rather than tokens, would show where it stops growing."
+         if set(best_widths.values()) == {widest} else ""))
 
 # %% [markdown]
 # ## Questions you may be asked

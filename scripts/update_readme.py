@@ -55,7 +55,7 @@ WHAT_EACH_SHOWS = {
     "06_overfitting": "A slice of the plays trained past the turning point of its held-out loss, beside counting; "
                       "dropout, weight decay, more data and early stopping side by side.",
     "07_hyperparameter_study": "How wide a model for the tokens you can afford: each width at its own learning "
-                               "rate, three budgets spanning 16x, where the widths cross; quality against seconds.",
+                               "rate, three budgets spanning 16x, whether the best width grows with the budget; quality against seconds.",
 }
 
 
