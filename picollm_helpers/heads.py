@@ -218,22 +218,25 @@ class OutputHead(nn.Module):
         return torch.cat(pieces).view(targets.shape)
 
     def loss(self, hidden: torch.Tensor, targets: torch.Tensor, counted: torch.Tensor | None = None,
-             fused: bool = True) -> torch.Tensor:
+             fused: bool = True, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Mean full-vocabulary cross-entropy (nats) of `targets` (GPT-2 ids) given `hidden`.
 
-        hidden (..., d) and targets (...) line up position by position; `counted` (...), True
-        where a position counts, leaves padding out of the mean. `fused` computes it chunk by
-        chunk (see fused_linear_cross_entropy); else through the whole logits tensor.
+        hidden (..., d) and targets (...) line up position by position, unless `rows` (...) names
+        the row of the flattened hidden states each target is predicted from (several targets may
+        share a row: a k-gram model's recurring windows). `counted` (...), True where a target
+        counts, leaves padding out of the mean. `fused` computes it chunk by chunk (see
+        fused_linear_cross_entropy); else through the whole logits tensor.
         """
         targets = targets.flatten()
         classes = self.vocabulary.encode(targets)
         hidden = hidden.reshape(-1, hidden.shape[-1])
+        rows = torch.arange(len(classes), device=classes.device) if rows is None else rows.flatten()
         weights = position_weights(classes, None if counted is None else counted.flatten())
         if fused:
-            nats = fused_linear_cross_entropy(hidden, self.linear.weight, self.linear.bias, classes, weights)
+            nats = fused_linear_cross_entropy(hidden, self.linear.weight, self.linear.bias, classes, weights, rows)
         else:
-            per_position = F.cross_entropy(self.linear(hidden).float(), classes, reduction="none")
-            nats = (per_position * weights).sum()
+            per_target = F.cross_entropy(self.linear(hidden).float()[rows], classes, reduction="none")
+            nats = (per_target * weights).sum()
         return nats + (self.vocabulary.bucket_penalty(targets) * weights).sum()
 
 
@@ -246,35 +249,44 @@ def position_weights(classes: torch.Tensor, counted: torch.Tensor | None) -> tor
 
 
 class FusedLinearCrossEntropy(torch.autograd.Function):
-    """sum_i w_i * cross_entropy(h_i W^T + b, t_i), with its gradient computed in the same pass.
+    """sum_i w_i * cross_entropy(h_{r_i} W^T + b, t_i), with its gradient computed in the same pass.
 
-    For each chunk of positions: the logits, their softmax p, and the loss -log p[t]; then the
-    gradient with respect to the logits, w * (p - onehot(t)), which gives the gradients of h, W
-    and b by two matrix products. The weights w scale the small factors (the (positions x d)
-    ones), never the (positions x classes) one. A chunk's logits are freed before the next
-    chunk, and backward only scales the stored gradients.
+    Target i is class t_i, predicted from row r_i of the hidden states, with weight w_i. For each
+    chunk of rows: the logits, their softmax p, and the loss -log p[t] of each target predicted
+    from them; then the gradient with respect to a row's logits, m * (p - q), where m is the sum
+    of the row's target weights and q their weighted share of each class (onehot(t) when a row
+    has one target). That gives the gradients of h, W and b by two matrix products. The weights m
+    scale the small factors (the (rows x d) ones), never the (rows x classes) one. A chunk's
+    logits are freed before the next chunk, and backward only scales the stored gradients.
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, classes, weights, chunk_rows, needs_grad):
+    def forward(ctx, hidden, weight, bias, classes, weights, rows, chunk_rows, needs_grad):
         grad_hidden = torch.empty_like(hidden) if needs_grad else None
         grad_weight = torch.zeros_like(weight) if needs_grad else None
         grad_bias = torch.zeros_like(bias) if needs_grad and bias is not None else None
+        row_weights = torch.zeros(hidden.shape[0], device=hidden.device).index_add_(0, rows, weights)
+        by_row = torch.argsort(rows, stable=True)
+        chunk_starts = range(0, hidden.shape[0], chunk_rows)
+        bounds = torch.searchsorted(rows[by_row], torch.tensor([*chunk_starts, hidden.shape[0]], device=rows.device))
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-        for start in range(0, hidden.shape[0], chunk_rows):
-            rows = slice(start, start + chunk_rows)
-            h, t, w = hidden[rows], classes[rows], weights[rows]
+        for start, first, last in zip(chunk_starts, bounds[:-1].tolist(), bounds[1:].tolist()):
+            chunk = slice(start, start + chunk_rows)
+            targets = by_row[first:last]
+            h, m = hidden[chunk], row_weights[chunk]
+            r, t, w = rows[targets] - start, classes[targets], weights[targets]
             logits = F.linear(h, weight, bias).float()
             probs = logits.softmax(dim=-1)
-            total += (target_nats(logits, probs, t) * w).sum()
+            total += (target_nats(logits, probs, r, t) * w).sum()
             del logits
             if needs_grad:  # under autocast the products below run in its precision, the sums in fp32
-                probs[torch.arange(len(t), device=t.device), t] -= 1.0  # softmax - onehot
-                w = w.unsqueeze(1)
-                grad_hidden[rows] = (probs @ weight) * w
-                grad_weight += probs.T @ (h * w)
+                shares = w / m[r].clamp(min=torch.finfo(m.dtype).tiny)  # 0 for a row whose targets all weigh 0
+                probs.index_put_((r, t), -shares, accumulate=True)  # softmax - the targets' shares
+                m = m.unsqueeze(1)
+                grad_hidden[chunk] = (probs @ weight) * m
+                grad_weight += probs.T @ (h * m)
                 if grad_bias is not None:
-                    grad_bias += w.squeeze(1) @ probs
+                    grad_bias += m.squeeze(1) @ probs
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         return total
 
@@ -282,30 +294,32 @@ class FusedLinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_output):
         grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
         scale = lambda grad: None if grad is None else grad * grad_output  # noqa: E731
-        return scale(grad_hidden), scale(grad_weight), scale(grad_bias), None, None, None, None
+        return scale(grad_hidden), scale(grad_weight), scale(grad_bias), None, None, None, None, None
 
 
-def target_nats(logits: torch.Tensor, probs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """-log p[target] for each row, from the softmax (one fast pass); where p[target] is too small for
+def target_nats(logits: torch.Tensor, probs: torch.Tensor, rows: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """-log p[row, target] for each target, from the softmax (one fast pass); where p is too small for
     float32, from the log-sum-exp of that row's logits instead (exact, and rare)."""
-    target_probs = probs.gather(1, classes.unsqueeze(1)).squeeze(1)
+    target_probs = probs[rows, classes]
     nats = -target_probs.log()
     tiny = target_probs < TINY_PROBABILITY
     if tiny.any():
-        rows = logits[tiny]
-        nats[tiny] = rows.logsumexp(dim=-1) - rows.gather(1, classes[tiny].unsqueeze(1)).squeeze(1)
+        tiny_rows = logits[rows[tiny]]
+        nats[tiny] = tiny_rows.logsumexp(dim=-1) - tiny_rows.gather(1, classes[tiny].unsqueeze(1)).squeeze(1)
     return nats
 
 
 def fused_linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                               classes: torch.Tensor, weights: torch.Tensor,
+                               classes: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor | None = None,
                                chunk_rows: int | None = None) -> torch.Tensor:
     """Weighted cross-entropy of a Linear layer's logits, never holding more than `chunk_rows` rows of them
-    (FUSED_CHUNK_ROWS by default).
+    (FUSED_CHUNK_ROWS by default). `rows` names the row of `hidden` each target is predicted from (by
+    default the target's own position).
 
     Under torch.no_grad (evaluation) it only computes the loss, chunk by chunk.
     """
+    rows = torch.arange(len(classes), device=classes.device) if rows is None else rows
     chunk_rows = chunk_rows or FUSED_CHUNK_ROWS
     needs_grad = torch.is_grad_enabled() and any(
         tensor is not None and tensor.requires_grad for tensor in (hidden, weight, bias))
-    return FusedLinearCrossEntropy.apply(hidden, weight, bias, classes, weights, chunk_rows, needs_grad)
+    return FusedLinearCrossEntropy.apply(hidden, weight, bias, classes, weights, rows, chunk_rows, needs_grad)

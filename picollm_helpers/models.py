@@ -147,7 +147,8 @@ class KGramMLPSeqModel(LanguageModel):
 
     def __init__(self, vocab_size: int, k: int = 3, embed_size: int = 1024, num_inner_layers: int = 1,
                  chunk_size: int = 1024, activation: str = "silu", variant: str = "embedding",
-                 include_current: bool = True, vocab_ids: list[int] | None = None, bucket: str = "plays"):
+                 include_current: bool = True, distinct_windows: bool = True, vocab_ids: list[int] | None = None,
+                 bucket: str = "plays"):
         super().__init__()
         require_positive(vocab_size=vocab_size, k=k, embed_size=embed_size, chunk_size=chunk_size)
         if num_inner_layers < 0:
@@ -158,9 +159,9 @@ class KGramMLPSeqModel(LanguageModel):
             raise ValueError(f"activation={activation!r}: choose one of {', '.join(ACTIVATIONS)}.")
         self.config = dict(vocab_size=vocab_size, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers,
                            chunk_size=chunk_size, activation=activation, variant=variant,
-                           include_current=include_current)
+                           include_current=include_current, distinct_windows=distinct_windows)
         self.vocab_size, self.k, self.chunk_size = vocab_size, k, chunk_size
-        self.variant, self.include_current = variant, include_current
+        self.variant, self.include_current, self.distinct_windows = variant, include_current, distinct_windows
         self.context_window = k + (0 if include_current else 1)  # tokens a prediction can see
         self.vocabulary = Vocabulary(vocab_size, vocab_ids, bucket)
         classes, d, act = self.vocabulary.num_classes, embed_size, ACTIVATIONS[activation]
@@ -192,8 +193,27 @@ class KGramMLPSeqModel(LanguageModel):
         """Every position's window through the MLP, chunk_size positions (of every batch item) at a time."""
         seq_len, batch = classes.shape
         windows = kgram_windows(classes, self.k, self.include_current).reshape(-1, self.k)
-        hidden = torch.cat([self.mlp(self.features(chunk)) for chunk in windows.split(self.chunk_size * batch)])
-        return hidden.view(seq_len, batch, -1)
+        return self.window_states(windows, self.chunk_size * batch).view(seq_len, batch, -1)
+
+    def window_states(self, windows: torch.Tensor, per_chunk: int) -> torch.Tensor:
+        """(n, k) windows -> (n, d) hidden states, per_chunk windows at a time."""
+        return torch.cat([self.mlp(self.features(chunk)) for chunk in windows.split(per_chunk)])
+
+    def next_token_loss(self, tokens: torch.Tensor, mask: torch.Tensor | None = None,
+                        fused: bool = True) -> torch.Tensor:
+        """As every model's, but each distinct window in the batch goes through the MLP and the head once.
+
+        A k-gram model's prediction depends on its window alone, so a window that recurs (a common
+        pair of words, a line the corpus repeats) is computed once and carries the targets of every
+        position it stands at: the same loss and gradient, for less work. `distinct_windows=False`
+        computes every position's window, as `hidden_states` does.
+        """
+        if tokens.shape[0] < 2 or not self.distinct_windows:
+            return super().next_token_loss(tokens, mask, fused)
+        windows = kgram_windows(self.read(tokens[:-1]), self.k, self.include_current).reshape(-1, self.k)
+        distinct, row_of_position = torch.unique(windows, dim=0, return_inverse=True)
+        hidden = self.window_states(distinct, self.chunk_size * tokens.shape[1])
+        return self.lm_head.loss(hidden, tokens[1:], None if mask is None else mask[1:], fused, rows=row_of_position)
 
 
 def kgram_starter_loop_logits(model: KGramMLPSeqModel, tokens: torch.Tensor) -> torch.Tensor:

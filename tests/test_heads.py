@@ -106,6 +106,49 @@ def test_fused_loss_equals_the_plain_loss_and_gradient(name, compact):
         assert (fused_grads[parameter] - grad).abs().max() <= 1e-5, parameter
 
 
+@pytest.mark.parametrize("compact", [False, True], ids=["full", "compact"])
+@pytest.mark.parametrize("chunk_rows", [1024, 4])
+@pytest.mark.parametrize("variant", h.KGramMLPSeqModel.VARIANTS)
+def test_distinct_windows_give_the_loss_and_gradient_of_every_window(variant, chunk_rows, compact, monkeypatch):
+    """A k-gram model computes each distinct window of a batch once; a batch whose lines repeat (as the notes'
+    3seqs.txt does), with padding, must give the loss and gradient of computing every position's window."""
+    monkeypatch.setattr(h.heads, "FUSED_CHUNK_ROWS", chunk_rows)
+    ids = torch.tensor(KEPT + [7, 1000, 20000])  # kept ids and, for the compact head, ids in its bucket
+    line = ids[torch.randint(0, len(ids), (10, 1))]
+    tokens = torch.cat([line, line, ids[torch.randint(0, len(ids), (10, 1))], line], dim=1)
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    mask[6:, 1] = False  # the same windows, padded in one sequence: only the others' targets count
+    results = {}
+    for distinct, fused in [(False, False), (True, True), (True, False)]:
+        torch.manual_seed(0)
+        model = h.build_model("kgram", vocab_size=V, k=2, embed_size=16, variant=variant,
+                              vocab_ids=KEPT if compact else None, distinct_windows=distinct)
+        for parameter in model.parameters():
+            torch.nn.init.normal_(parameter, std=0.3)
+        loss = model.next_token_loss(tokens, mask, fused=fused)
+        loss.backward()
+        results[distinct, fused] = (loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    every_loss, every_grads = results[False, False]
+    for loss, grads in (results[True, True], results[True, False]):
+        assert (loss - every_loss).abs() <= 1e-5
+        for parameter, grad in every_grads.items():
+            assert (grads[parameter] - grad).abs().max() <= 1e-5, parameter
+
+
+def test_a_target_is_scored_from_the_row_it_names():
+    """The fused loss with several targets sharing rows of hidden states is the mean of each target's
+    cross-entropy from its own row, and leaves out the targets that weigh nothing."""
+    torch.manual_seed(0)
+    hidden, weight, bias = torch.randn(3, 8), torch.randn(50, 8), torch.randn(50)
+    rows, classes = torch.tensor([2, 0, 2, 2, 1]), torch.tensor([7, 7, 7, 30, 49])
+    weights = torch.tensor([0.25, 0.25, 0.25, 0.25, 0.0])
+    expected = (F.cross_entropy(F.linear(hidden, weight, bias)[rows], classes, reduction="none") * weights).sum()
+    assert h.heads.fused_linear_cross_entropy(hidden, weight, bias, classes, weights, rows) == pytest.approx(
+        expected.item(), rel=1e-6)
+    assert h.heads.fused_linear_cross_entropy(hidden, weight, bias, classes, weights, rows.flip(0)) != pytest.approx(
+        expected.item(), rel=1e-3)
+
+
 def test_the_fused_loss_never_holds_the_whole_batchs_logits(monkeypatch):
     model = build("transformer", compact=False)
     shapes, linear = [], F.linear

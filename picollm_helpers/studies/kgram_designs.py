@@ -23,7 +23,7 @@ import torch
 
 from ..artefacts import corpus_size, history_rows, read_artefact, summarize_history, write_artefact
 from ..device import KEEP_FREED_MEMORY_VARIABLE, seed_everything
-from ..models import KGramMLPSeqModel, build_model, compute_next_token_loss, kgram_starter_loop_logits
+from ..models import KGramMLPSeqModel, build_model, compute_next_token_loss, kgram_starter_loop_logits, kgram_windows
 from ..tokenizer import GPT2_VOCAB_SIZE
 from ..training import STARTER_RECIPE, Recipe, make_optimizer, save_checkpoint, targets_in, train_model
 from .lessons import count_baselines
@@ -81,22 +81,24 @@ def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: 
 
     Every design gets the same recipe, seed and batches, through the training step users get
     (train_model). The onehot design is also timed at each of `chunk_sizes` after the first
-    (positions processed at once). The starter's loop trains the onehot design from the same
+    (positions processed at once), and computing every position's window, as the loop does
+    (distinct_windows=False: what vectorising alone gains). The starter's loop trains the onehot design from the same
     initial weights on `timing_batches` batches (of `timing_batch_size` windows, else batch_size),
     twice: as the starter runs (a process of its own, glibc's default allocator; the speed-ups are
     over this one) and in this process.
     Writes artefacts/kgram_comparison.json and returns it.
     """
     shared = dict(vocab_size=vocab_size, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers)
-    runs = [(variant, variant, chunk_sizes[0]) for variant in KGramMLPSeqModel.VARIANTS]
-    runs += [(f"onehot, chunk {chunk}", "onehot", chunk) for chunk in chunk_sizes[1:]]
+    runs = [(variant, variant, chunk_sizes[0], True) for variant in KGramMLPSeqModel.VARIANTS]
+    runs += [(f"onehot, chunk {chunk}", "onehot", chunk, True) for chunk in chunk_sizes[1:]]
+    runs += [(EVERY_WINDOW, "onehot", chunk_sizes[0], False)]
     designs, histories = {}, []
-    for label, variant, chunk in runs:
+    for label, variant, chunk, distinct in runs:
         seed_everything(seed)
-        model = build_model("kgram", **shared, variant=variant, chunk_size=chunk).to(device)
+        model = build_model("kgram", **shared, variant=variant, chunk_size=chunk, distinct_windows=distinct).to(device)
         history = train_model(model, corpus, max_steps=steps, batch_size=batch_size, recipe=recipe, seed=seed,
                               name=label)
-        designs[label] = {**summarize_history(history, model), "chunk_size": chunk}
+        designs[label] = {**summarize_history(history, model), "chunk_size": chunk, "distinct_windows": distinct}
         histories.append(history)
     seed_everything(seed)
     loop_model = build_model("kgram", **shared, variant="onehot")
@@ -113,10 +115,25 @@ def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: 
               **corpus_size(corpus), "loop_device": "cpu",
               "starter_loop": "its own process, glibc's default allocator, as the starter runs",
               "starter_loop_in_this_process": "this process, with the bundle's allocator setting"}
-    results = {"designs": designs, "starter_loop": loop, "starter_loop_in_this_process": loop_here,
+    windows = window_counts(itertools.islice(corpus.train_batches(batch_size, seed), steps), k)
+    results = {"designs": designs, "starter_loop": loop, "starter_loop_in_this_process": loop_here, "windows": windows,
                "history": [row for history in histories for row in history_rows(history)]}
     path = write_artefact("kgram_comparison", preset=preset, config=config, results=results, device=device)
     return read_artefact(path)
+
+
+EVERY_WINDOW = "onehot, every window"  # the onehot design computing each position's window, as the loop does
+
+
+def window_counts(batches, k: int) -> dict:
+    """The windows the batches predict from, and how many of them are distinct within their batch: the
+    work a k-gram model's distinct windows leave (KGramMLPSeqModel.next_token_loss)."""
+    counts = {"positions": 0, "distinct": 0}
+    for tokens, _ in batches:
+        windows = kgram_windows(tokens[:-1], k).reshape(-1, k)
+        counts["positions"] += len(windows)
+        counts["distinct"] += len(torch.unique(windows, dim=0))
+    return counts
 
 
 STARTER_LOOP_LABELS = {"onehot, starter's loop (as the starter runs)": "starter_loop",
