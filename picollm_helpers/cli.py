@@ -25,6 +25,7 @@ written), 130 or 143 stopped by SIGINT or SIGTERM, the checkpoint written.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shlex
@@ -52,8 +53,8 @@ from .resume import TrainingStopped, open_resumable, resume_point, run_settings
 from .sampling import generate_text
 from .speed import SpeedRun
 from .tokenizer import get_tokenizer
-from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, check_batch_split, epoch_losses, evaluate,
-                       evaluate_each, run_summary, train_model)
+from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, ReplayedRecipe, check_batch_split, epoch_losses,
+                       evaluate, evaluate_each, run_summary, train_model)
 
 SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
 STARTER_BATCH = 16
@@ -227,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_argument("--metrics_json", metavar="PATH", default=None,
                          help="Write the run's held-out and training loss, steps, tokens, tokens/s, seconds, "
                               "samples and full configuration there as JSON.")
+    outputs.add_argument("--rerun", metavar="PATH", default=None,
+                         help="Train again the run that a --metrics_json file recorded: its flags (other flags are "
+                              "ignored, but for this command's outputs), and, where it was budgeted in seconds, the "
+                              "steps it took at the learning rates it took them at, so that on the same machine it "
+                              "ends with the same losses.")
 
     experiments = parser.add_argument_group("experiments (each writes a measured artefact)")
     experiments.add_argument("--collect_transformer_metrics", action="store_true",
@@ -255,6 +261,7 @@ class RunPlan:
     num_epochs: int | None
     steps_per_epoch: int | None
     counts: bool = False  # mixed with a count model of the training text
+    replay: Replay | None = None  # a recorded run trained again (--rerun)
 
     @property
     def counted_in_epochs(self) -> bool:
@@ -475,12 +482,14 @@ def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, voca
             else f"{corpus.num_train} training sequences of {corpus.trained_on}")
     say(f"\n== {label}: {count_parameters(model):,} parameters, vocabulary {describe_vocabulary(model)}, "
           f"{data}, device {device}")
-    budget = run_budget(plan, corpus, args.batch_size)
+    budget, recipe = run_budget(plan, corpus, args.batch_size), plan.recipe
+    if plan.replay is not None:
+        budget, recipe = plan.replay.budget_and_recipe(label, budget, recipe)
     checkpoint = checkpoint_path(checkpoint_base(args), args, label) if checkpoint_base(args) else None
     if resume_from is not None:
         say(f"going on from {resume_from}")
     spent = counting.seconds if counting and budget.get("train_seconds") else 0.0
-    history = train_model(model, corpus, batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed,
+    history = train_model(model, corpus, batch_size=args.batch_size, recipe=recipe, seed=args.seed,
                           precision=args.precision, grad_accum_steps=args.grad_accum_steps, compile=args.compile,
                           name=label, checkpoint_path=checkpoint, checkpoint_every=args.checkpoint_every,
                           resume_from=resume_from, checkpoint_metadata={"trained_on": corpus.trained_on},
@@ -504,6 +513,8 @@ def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, voca
                                                        "vocabulary": describe_vocabulary(model), **model.config}}
     if summary["heldout_loss"] is not None:
         report.update(report_heldout(model, answer, corpus, summary))
+    if budget.get("train_seconds") or isinstance(recipe, ReplayedRecipe):  # what --rerun needs to take the same steps
+        report["learning_rates"] = history["learning_rate"].tolist()
     if checkpoint is not None:
         say(f"saved {checkpoint}")
     return report
@@ -631,9 +642,69 @@ def without_resume(argv: list[str]) -> list[str]:
     return kept
 
 
+# ---------------------------------------------------------------- training a recorded run again
+
+
+THIS_COMMANDS_FLAGS = ("rerun", "metrics_json", "save_checkpoint", "checkpoint_every", "resume")  # its outputs
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A run that a --metrics_json file recorded, to train again (--rerun): its flags, and each model's record."""
+
+    path: str
+    config: dict
+    runs: dict  # model label -> what the file recorded of that model
+
+    @classmethod
+    def read(cls, path: str) -> Replay:
+        """The record at `path`, or one clear message naming it and what to give instead."""
+        fix = "give --rerun the file that a run's --metrics_json wrote"
+        try:
+            record = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"--rerun {path}: no such file; {fix}.") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InputError(f"--rerun {path} cannot be read as JSON ({error}); {fix}.") from None
+        config = record.get("config") if isinstance(record, dict) else None
+        if not isinstance(config, dict) or not isinstance(config.get("models"), list):
+            raise InputError(f"--rerun {path} records no run's flags (no config naming its --models); {fix}.")
+        runs = record["models"] if "models" in record else {None: record}
+        return cls(str(path), config, runs)
+
+    def flags(self, given: argparse.Namespace) -> argparse.Namespace:
+        """The recorded run's flags (one it predates keeps its default), with this command's outputs."""
+        parser = build_parser()
+        flags = parser.parse_args([])
+        for action in parser._actions:
+            if action.default == argparse.SUPPRESS:  # --help
+                continue
+            value = self.config.get(action.dest, getattr(flags, action.dest))
+            if action.type is not None and value is not None:
+                value = [action.type(item) for item in value] if isinstance(value, list) else action.type(value)
+            if action.choices is not None and value is not None and not set(
+                    value if isinstance(value, list) else [value]) <= set(action.choices):
+                raise InputError(f"--rerun {self.path}: its {action.option_strings[0]} {value!r} is not one of "
+                                 f"{', '.join(map(str, action.choices))}; give the file that a run's --metrics_json "
+                                 "wrote")
+            setattr(flags, action.dest, value)
+        for name in THIS_COMMANDS_FLAGS:
+            setattr(flags, name, getattr(given, name))
+        return flags
+
+    def budget_and_recipe(self, label: str, budget: dict, recipe: Recipe) -> tuple[dict, Recipe]:
+        """Where the recorded run was budgeted in seconds, the steps it took at the rates it took them at; else
+        the flags' own budget, which takes the same steps again."""
+        record = self.runs.get(label) or (next(iter(self.runs.values())) if len(self.runs) == 1 else {})
+        rates = record.get("learning_rates")
+        if not rates:
+            return budget, recipe
+        return {"max_steps": len(rates)}, ReplayedRecipe(**asdict(recipe), rates=tuple(rates))
+
+
 def write_metrics(args, plan: RunPlan, device, runs: dict) -> None:
     """--metrics_json: a flat record for one model, or one record per model under "models"."""
-    config = {**vars(args), "packing": plan.packing, "recipe": asdict(plan.recipe), "budget": {
+    config = {**vars(args), "packed": plan.packing, "recipe": asdict(plan.recipe), "budget": {
         "max_steps": plan.max_steps, "train_seconds": plan.train_seconds, "num_epochs": plan.num_epochs,
         "steps_per_epoch": plan.steps_per_epoch}}
     body = next(iter(runs.values())) if len(runs) == 1 else {"models": runs}
@@ -708,7 +779,11 @@ def command_line_run(argv: list[str], label: str = "the command line's defaults"
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        plan = check_args(args)
+        replay = Replay.read(args.rerun) if args.rerun else None
+        if replay is not None:
+            args = replay.flags(args)
+            say(f"training again the run recorded in {replay.path}, with its flags")
+        plan = replace(check_args(args), replay=replay)
         device = training_device(args, plan)
         enc = get_tokenizer()
         seed_everything(args.seed)

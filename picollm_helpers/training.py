@@ -92,6 +92,15 @@ class Recipe:
                 raise InputError(f"Recipe: {message}.")
 
 
+@dataclass(frozen=True)
+class ReplayedRecipe(Recipe):
+    """A recipe whose every step's learning rate is given, in order: a recorded run's, replayed (pico-llm --rerun).
+    A run budgeted in seconds re-estimates its length, and so its schedule, from its step times; replaying
+    the rates it took makes the same run again on any day."""
+
+    rates: tuple[float, ...] = ()
+
+
 STARTER_RECIPE = Recipe(optimizer="adam", learning_rate=1e-3, schedule="constant", warmup_steps=0,
                         weight_decay=0.0, grad_clip=None, betas=(0.9, 0.999))
 
@@ -171,6 +180,8 @@ class Schedule:
     def rate(self, step: int) -> float:
         """The learning rate of step `step` (0-based)."""
         recipe, warmup = self.recipe, self.warmup_steps or 0
+        if isinstance(recipe, ReplayedRecipe):
+            return recipe.rates[step]
         if step < warmup:
             return recipe.learning_rate * (step + 1) / warmup
         if recipe.schedule == "constant" or self.planned_steps is None:

@@ -100,6 +100,9 @@ BAD_FLAGS = [
     (["--input_files", "3seqs.txt", "--max_steps_per_epoch", "1", "--packing", "on"], "--packing on"),
     (["--input_files", "3seqs.txt", "--max_steps_per_epoch", "1", "--max_steps", "3"], "give one kind"),
     (["--input_files", "3seqs.txt", "--block_size", "5000", "--max_steps", "1"], "or smaller"),
+    (["--rerun", "no_such_run.json"], "--rerun no_such_run.json: no such file"),
+    (["--rerun", "pyproject.toml"], "--rerun pyproject.toml cannot be read as JSON"),
+    (["--rerun", "artefacts/notebook_times_cpu.json"], "records no run's flags"),
 ]
 
 
@@ -175,7 +178,7 @@ def test_real_text_with_a_time_budget_checkpoint_and_metrics(tmp_path, monkeypat
                 "config", "git_commit", "created"):
         assert key in metrics, key
     assert metrics["heldout_loss"] == pytest.approx(heldout, abs=1e-4)
-    assert 4.0 <= metrics["train_seconds"] < 8.0 and metrics["config"]["packing"] is True
+    assert 4.0 <= metrics["train_seconds"] < 8.0 and metrics["config"]["packed"] is True
     model = h.load_checkpoint(tmp_path / "run.pt")
     assert model.settings.d_model == 128 and model.settings.n_blocks == 4
 
@@ -225,3 +228,28 @@ def test_a_run_says_what_it_trained_on_when_tinystories_is_out_of_reach(tmp_path
     assert "TinyStories skipped" in result.stderr + result.stdout
     assert re.search(r"[\d,]+ training tokens of the plays, packed", result.stdout), result.stdout
     assert "training tokens of TinyStories" not in result.stdout
+
+
+def test_a_run_budgeted_in_seconds_is_trained_again_from_its_metrics_to_the_same_losses(tmp_path, monkeypatch):
+    """--rerun: the flags a metrics file recorded (the command's other flags ignored, but for its outputs), and the
+    steps a run budgeted in seconds took, at the learning rates it took them at: the same losses to 1e-6 however
+    long the steps take this time, the same samples, and a record that can be replayed in its turn."""
+    recorded, replayed, again = tmp_path / "recorded.json", tmp_path / "replayed.json", tmp_path / "again.json"
+    flags = ["--models", "transformer", "--transformer_variant", "minGPT", "--d_model", "32", "--n_heads", "2",
+             "--n_blocks", "1", "--block_size", "32", "--train_seconds", "2", "--device_id", "cpu", "--counts", "off"]
+    first = pico_llm_here(*flags, "--metrics_json", str(recorded), artefacts=tmp_path / "a", monkeypatch=monkeypatch)
+    assert first.returncode == 0, first.stderr
+    second = pico_llm_here("--rerun", str(recorded), "--max_steps", "1", "--metrics_json", str(replayed),
+                           artefacts=tmp_path / "a", monkeypatch=monkeypatch)
+    assert second.returncode == 0, second.stderr
+    assert f"training again the run recorded in {recorded}" in second.stdout
+    third = pico_llm_here("--rerun", str(replayed), "--metrics_json", str(again), artefacts=tmp_path / "a",
+                          monkeypatch=monkeypatch)
+    assert third.returncode == 0, third.stderr
+    runs = [json.loads(path.read_text()) for path in (recorded, replayed, again)]
+    assert runs[0]["steps"] == len(runs[0]["learning_rates"]) > 2
+    for run in runs[1:]:
+        assert run["steps"] == runs[0]["steps"] and run["learning_rates"] == runs[0]["learning_rates"]
+        for key in ("train_loss", "heldout_loss", "heldout_bits_per_char"):
+            assert run[key] == pytest.approx(runs[0][key], abs=1e-6), key
+        assert run["samples"] == runs[0]["samples"]

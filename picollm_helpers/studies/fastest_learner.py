@@ -31,7 +31,8 @@ from ..models import build_model, count_parameters, describe_head
 from ..presets import TRANSFORMER_PRESETS, RunPreset, transformer_config
 from ..sampling import generate_tokens
 from ..training import Recipe, train_model
-from .lessons import count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
+from .lessons import (count_baselines, first_seconds, lesson, paired_effects, per_seed, run_study, runs_by, spread,
+                      study_seeds)
 
 FAMILY_NAMES = {"lstm": "LSTM", "kgram": "k-gram MLP", "transformer": "Transformer"}
 
@@ -179,15 +180,6 @@ def mean_of(runs: list[dict], metric) -> float:
     return spread([metric(run) for run in runs])[0]
 
 
-def first_seconds(names: list[str], losses: list[float], counting: dict, budget: str) -> str:
-    """The words a claim adds when it rests on runs not yet past the bigram count model: it is about the first
-    seconds of learning."""
-    behind = [name for name, loss in zip(names, losses) if loss >= counting["bigram"]]
-    if not behind:
-        return ""
-    return f" (about the first seconds, {budget}: {' and '.join(behind)} not yet past counting)"
-
-
 def winner_lesson(points: dict[str, list[dict]], metric, what: str, budget: str, counting: dict) -> dict:
     """The family whose best model is lowest on `metric`, against the best model of the next family (and how
     many tokens per second each trains: per CPU second, more tokens need not mean more learning)."""
@@ -197,7 +189,7 @@ def winner_lesson(points: dict[str, list[dict]], metric, what: str, budget: str,
     losses = [mean_of(points[name], metric) for name in (best, second)]
     return lesson(f"{what}, the {winner} learns fastest: {best}'s held-out loss is below the best "
                   f"{runner_up}'s ({second}, which trains {speeds[1] / speeds[0]:.1f}x the tokens per second), in "
-                  f"nats per token{first_seconds([best, second], losses, counting, budget)}", effects, losses, counting)
+                  f"nats per token{first_seconds(losses, counting, budget, [best, second])}", effects, losses, counting)
 
 
 def passing_lesson(points: dict[str, list[dict]], counting: dict, seconds: float) -> dict:
@@ -213,7 +205,7 @@ def passing_lesson(points: dict[str, list[dict]], counting: dict, seconds: float
     return lesson(f"The {winner} passes counting first: {best}'s held-out loss falls below the bigram count "
                   f"model's ({line:.2f}) sooner than the best {runner_up}'s ({second}"
                   f"{', which never does in ' + format(seconds, '.0f') + ' s' if never else ''}), in seconds"
-                  f"{first_seconds([best, second], losses, counting, f'{seconds:.0f} s')}", effects, losses, counting)
+                  f"{first_seconds(losses, counting, f'{seconds:.0f} s', [best, second])}", effects, losses, counting)
 
 
 def race_lessons(runs: list[dict], counting: dict) -> dict:

@@ -26,7 +26,8 @@ from ..heads import vocab_ids_for
 from ..models import build_model, count_parameters, describe_head
 from ..presets import RunPreset, study_transformer
 from ..training import Recipe, train_model
-from .lessons import count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
+from .lessons import (count_baselines, first_seconds, lesson, paired_effects, per_seed, run_study, runs_by, spread,
+                      study_seeds)
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def rate_lessons(runs: list[dict], widths, counting: dict, tokens: int) -> dict:
                 losses = [mean_loss(grid[best]), mean_loss(grid[off])]
                 lessons.append(lesson(f"At width {width}, a learning rate 2x {direction} the best ({off:g} against "
                                       f"{best:g}) costs held-out loss, in nats per token"
-                                      f"{early_words(losses, counting, tokens)}",
+                                      f"{first_seconds(losses, counting, f'{tokens:,} tokens')}",
                                       paired_effects(per_seed(grid[best], loss), per_seed(grid[off], loss)),
                                       losses, counting))
     return {"lessons": lessons, "chosen": chosen, "warnings": warnings}
@@ -214,16 +215,10 @@ def best_widths(runs: list[dict]) -> dict[int, int]:
     return {tokens: min(widths, key=lambda width: mean_loss(widths[width])) for tokens, widths in by_budget(runs).items()}
 
 
-def early_words(losses, counting: dict, tokens: int) -> str:
-    """What a claim adds when its runs are not yet past the bigram count model: it is about the first seconds."""
-    return "" if max(losses) < counting["bigram"] else (f" (about the first seconds of learning, {tokens:,} tokens: "
-                                                        "not yet past counting)")
-
-
 def width_lesson(widths: dict[int, list[dict]], tokens: int, better: int, worse: int, counting: dict) -> dict:
     losses = [mean_loss(widths[better]), mean_loss(widths[worse])]
     return lesson(f"With {tokens:,} training tokens, width {better} beats width {worse} on the held-out loss, in nats "
-                  f"per token{early_words(losses, counting, tokens)}",
+                  f"per token{first_seconds(losses, counting, f'{tokens:,} tokens')}",
                   paired_effects(per_seed(widths[better], loss), per_seed(widths[worse], loss)), losses, counting)
 
 

@@ -168,6 +168,16 @@ def count_label(order: int) -> str:
     return "unigram counts" if order == 1 else f"{order}-gram counts"
 
 
+def first_seconds(losses: list[float], counting: dict, budget: str, names: list[str] | None = None) -> str:
+    """The words a claim adds when it rests on runs not yet past the bigram count model of their text: it is about
+    the first seconds of learning, at `budget` (naming the runs still behind, where they have names)."""
+    behind = [loss >= counting["bigram"] for loss in losses]
+    if not any(behind):
+        return ""
+    who = " and ".join(name for name, late in zip(names, behind) if late) + " " if names else ""
+    return f" (about the first seconds of learning, {budget}: {who}not yet past counting)"
+
+
 def against_counting(runs_losses, counting: dict | list[dict]) -> dict:
     """Where the runs a lesson rests on stand against counting: the run furthest from passing the bigram count
     model of its own training text (one count model for all the runs, or one for each), its mean held-out loss, and
