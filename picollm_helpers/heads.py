@@ -230,12 +230,13 @@ class OutputHead(nn.Module):
         targets = targets.flatten()
         classes = self.vocabulary.encode(targets)
         hidden = hidden.reshape(-1, hidden.shape[-1])
-        rows = torch.arange(len(classes), device=classes.device) if rows is None else rows.flatten()
+        rows = None if rows is None else rows.flatten()
         weights = position_weights(classes, None if counted is None else counted.flatten())
         if fused:
             nats = fused_linear_cross_entropy(hidden, self.linear.weight, self.linear.bias, classes, weights, rows)
         else:
-            per_target = F.cross_entropy(self.linear(hidden).float()[rows], classes, reduction="none")
+            logits = self.linear(hidden).float()
+            per_target = F.cross_entropy(logits if rows is None else logits[rows], classes, reduction="none")
             nats = (per_target * weights).sum()
         return nats + (self.vocabulary.bucket_penalty(targets) * weights).sum()
 

@@ -192,8 +192,11 @@ class KGramMLPSeqModel(LanguageModel):
     def hidden_states(self, classes: torch.Tensor) -> torch.Tensor:
         """Every position's window through the MLP, chunk_size positions (of every batch item) at a time."""
         seq_len, batch = classes.shape
-        windows = kgram_windows(classes, self.k, self.include_current).reshape(-1, self.k)
-        return self.window_states(windows, self.chunk_size * batch).view(seq_len, batch, -1)
+        return self.window_states(self.windows(classes), self.chunk_size * batch).view(seq_len, batch, -1)
+
+    def windows(self, classes: torch.Tensor) -> torch.Tensor:
+        """(seq_len, batch) class ids -> each position's window, (seq_len * batch, k), position by position."""
+        return kgram_windows(classes, self.k, self.include_current).reshape(-1, self.k)
 
     def window_states(self, windows: torch.Tensor, per_chunk: int) -> torch.Tensor:
         """(n, k) windows -> (n, d) hidden states, per_chunk windows at a time."""
@@ -210,8 +213,7 @@ class KGramMLPSeqModel(LanguageModel):
         """
         if tokens.shape[0] < 2 or not self.distinct_windows:
             return super().next_token_loss(tokens, mask, fused)
-        windows = kgram_windows(self.read(tokens[:-1]), self.k, self.include_current).reshape(-1, self.k)
-        distinct, row_of_position = torch.unique(windows, dim=0, return_inverse=True)
+        distinct, row_of_position = torch.unique(self.windows(self.read(tokens[:-1])), dim=0, return_inverse=True)
         hidden = self.window_states(distinct, self.chunk_size * tokens.shape[1])
         return self.lm_head.loss(hidden, tokens[1:], None if mask is None else mask[1:], fused, rows=row_of_position)
 

@@ -82,10 +82,10 @@ def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: 
     Every design gets the same recipe, seed and batches, through the training step users get
     (train_model). The onehot design is also timed at each of `chunk_sizes` after the first
     (positions processed at once), and computing every position's window, as the loop does
-    (distinct_windows=False: what vectorising alone gains). The starter's loop trains the onehot design from the same
-    initial weights on `timing_batches` batches (of `timing_batch_size` windows, else batch_size),
-    twice: as the starter runs (a process of its own, glibc's default allocator; the speed-ups are
-    over this one) and in this process.
+    (distinct_windows=False: what vectorising alone gains). The starter's loop trains the onehot
+    design from the same initial weights on `timing_batches` batches (of `timing_batch_size`
+    windows, else batch_size), twice: as the starter runs (a process of its own, glibc's default
+    allocator; the speed-ups are over this one) and in this process.
     Writes artefacts/kgram_comparison.json and returns it.
     """
     shared = dict(vocab_size=vocab_size, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers)
