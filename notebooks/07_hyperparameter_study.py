@@ -14,26 +14,31 @@
 # ---
 
 # %% [markdown]
-# # 07 · A hyperparameter study: how wide a model for the tokens you can afford
+# # 07 · A hyperparameter study: how wide a model for the compute you can afford
 #
 # The course notes planned a grid of embedding sizes, block sizes, depths and learning rates.
-# The question a student's budget poses is simpler and deeper: for the tokens I can afford to
-# train on, how wide should my model be? Scaling studies of large models found that the best size
-# grows with the budget (Kaplan et al. 2020, Hoffmann et al. 2022): a small model learns fastest
-# at first, a larger one ends lower given more text. Here we measure it on the plays, at three
-# budgets of training tokens spanning 16x, every point with two seeds, on *The Winter's Tale*,
-# which no run trains on, beside what counting (n-gram count models fitted on the same plays)
-# scores on the same tokens.
+# The question a student's budget poses is simpler and deeper: for the compute I can afford,
+# how wide should my model be? Scaling studies of large models found that the best size grows
+# with the compute budget (Kaplan et al. 2020, Hoffmann et al. 2022): a small model learns
+# fastest at first, a larger one ends lower given more compute. Here we measure it on the plays,
+# at three budgets of training compute spanning 16x, every point with two seeds, on *The
+# Winter's Tale*, which no run trains on, beside what counting (n-gram count models fitted on the
+# same plays) scores on the same tokens.
 #
 # * **the learning rate of each width**: a wider model wants a smaller step. Each width tries a
-#   grid of rates at the middle budget; the best must lie inside the grid, never at its edge (the
-#   grid grows one rate where it does, and the artefact warns if it still does);
+#   grid of rates (the narrowest width's grid, halved for every doubling of width) on the same
+#   number of training tokens; the best must lie inside the grid, never at its edge (the grid
+#   grows one rate where it does, and the artefact warns if it still does);
 # * **the best width at each budget**, each width at its own rate: does it grow with the budget?
 # * **quality against seconds**: the same runs, for a budget counted in seconds.
 #
-# Budgets are counted in tokens, so that the lessons hold on any machine: seconds depend on the
-# machine, tokens do not. The learning rate is the peak of the bundle's recipe (warm-up, then
-# cosine decay to the end of each run's own budget).
+# Budgets are counted in FLOPs: 6 per weight a token meets in a matrix product, forward and
+# backward, plus the attention scores (`h.flops_per_token`). A budget in seconds depends on the
+# machine; a budget in tokens would hand every width the same text, and at equal tokens a wider
+# model always learns more, at a higher cost per token. At equal FLOPs a narrower model trains on
+# more tokens: the question is which trade wins. A width that a budget would train for more than
+# about eight passes over the plays is left out at that budget. The learning rate is the peak of
+# the bundle's recipe (warm-up, then cosine decay to the end of each run's own budget).
 
 # %% [markdown]
 # ## Set-up
@@ -75,7 +80,8 @@ enc = h.get_tokenizer()
 budget = h.HYPERPARAMETER_BUDGETS[run.name]
 checkpoint_dir = CHECKPOINT_DIR or h.CHECKPOINTS_DIR
 print(f"preset {run.name}, device {h.describe_device(device)}, seeds {h.study_seeds(run)}; widths {budget.widths}, "
-      f"budgets {[f'{tokens:,}' for tokens in budget.budgets]} tokens; rates tried first {budget.learning_rates}")
+      f"budgets {[h.flops_words(flops) for flops in budget.budgets]}; rates tried first "
+      f"{ {width: budget.rates_for(width) for width in budget.widths} }")
 budget
 
 # %% [markdown]
@@ -89,10 +95,10 @@ h.memory_table("07", run, h.resolve_precision("auto", device)).round(3)
 
 # %% [markdown]
 # ## 1. The study
-# First each width's learning rate, at the middle budget (`artefacts/hyperparameter_rates.json`),
-# then every width at every budget with the rate found for it (`artefacts/hyperparameters.json`;
-# the middle budget's runs are the rate grid's own). Each run is evaluated once at its end on a
-# fixed slice of *The Winter's Tale*.
+# First each width's learning rate, on the same number of training tokens
+# (`artefacts/hyperparameter_rates.json`), then every width at every budget of FLOPs with the rate
+# found for it (`artefacts/hyperparameters.json`). Each run is evaluated once at its end on a fixed
+# slice of *The Winter's Tale*.
 
 # %%
 study = (h.read_artefact("hyperparameters") if REDRAW_ONLY
@@ -108,7 +114,7 @@ for run_ in failed:
 
 # %% [markdown]
 # ## 2. The learning rate of each width
-# Each cell: the mean held-out loss over the seeds at the middle budget, and below it their
+# Each cell: the mean held-out loss over the seeds at the tuning budget, and below it their
 # standard deviation; the rate chosen for each width is outlined. Two cells whose means differ
 # by less than about twice their deviations are not different at this budget. The count models'
 # losses are marked on the colour bar.
@@ -120,7 +126,7 @@ h.print_lessons(rates)
 
 # %% [markdown]
 # ## 3. The best width at each budget
-# Held-out loss against training tokens (log scale), a line per width, each at its own learning
+# Held-out loss against training compute (log scale), a line per width, each at its own learning
 # rate; a star marks the best width at each budget. The lines of the count models fitted on the
 # same plays show what learning adds to counting.
 
@@ -141,7 +147,7 @@ plt.show()
 # Every run, mean and seed-to-seed standard deviation:
 
 # %%
-table = runs.groupby(["tokens", "width", "learning_rate"])[["loss", "bpc", "seconds", "tokens_per_s"]].agg(
+table = runs.groupby(["flops", "width", "learning_rate", "tokens"])[["loss", "bpc", "seconds", "tokens_per_s"]].agg(
     ["mean", "std"])
 table.round(3)
 
@@ -154,13 +160,12 @@ table.round(3)
 
 # %%
 h.print_lessons(study)
-crossing, best_widths = study["results"]["crossing_tokens"], study["results"]["best_widths"]
-widest = max(study["config"]["budget"]["widths"])
-print(f"The best width at each budget: {best_widths}"
-      + (f"; the widths cross near {crossing:,.0f} tokens." if crossing else "; the best width does not change.")
-      + (f" It is the widest tried, {widest}, at every budget: at equal tokens a wider model learns more from each "
-         "token, so only a wider grid, or budgets in compute rather than tokens, would show where it stops growing."
-         if set(best_widths.values()) == {widest} else ""))
+crossing = study["results"]["crossing_flops"]
+print("The best width at each budget: "
+      + ", ".join(f"{h.flops_words(float(flops))}: {width}" for flops, width in study["results"]["best_widths"].items())
+      + (f"; the widths cross near {h.flops_words(crossing)}." if crossing else "; the best width does not change."))
+for warning in study["results"]["width_warnings"]:
+    print("  warning:", warning)
 
 # %% [markdown]
 # ## Questions you may be asked

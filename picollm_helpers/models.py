@@ -534,3 +534,12 @@ def describe_head(vocab_ids: list[int] | None, vocab_size: int = GPT2_VOCAB_SIZE
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters, counting a tied weight once."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def flops_per_token(config: TransformerConfig, block_size: int, num_classes: int) -> float:
+    """Training FLOPs per token (forward and backward): 6 per weight a token meets in a matrix product
+    (the blocks' weights and the output layer's), and 12 L T d for the attention scores (nanoGPT's count)."""
+    with torch.device("meta"):
+        model = build_model("transformer", **asdict(config))
+    block_weights = sum(p.numel() for p in model.blocks.parameters())
+    return 6 * (block_weights + config.d_model * num_classes) + 12 * config.n_blocks * block_size * config.d_model

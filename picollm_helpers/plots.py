@@ -25,7 +25,7 @@ from .presets import ARTEFACTS_DIR
 from .sampling import check_sampling_args, nucleus_mask
 from .speed import (COMMAND_LINE, COMMAND_LINE_COMPILED, PACKED_COMPACT, PACKED_FULL, PRESET_TRANSFORMER, REFERENCE,
                     STARTER_WAY)
-from .studies import count_label, runs_by
+from .studies import count_label, flops_words, runs_by
 
 SLIDE_SIZE = (13.333, 7.5)  # inches: 16:9, a slide's shape
 SLIDE_STYLE = {
@@ -583,35 +583,35 @@ def plot_hyperparameter_heatmap(artefact: dict):
     return fig
 
 
-def budget_points(artefact: dict) -> dict[int, dict[int, list[dict]]]:
-    """The runs of hyperparameters.json by width, then by budget: {width: {tokens: runs}}."""
-    table: dict[int, dict[int, list[dict]]] = {}
-    for (width, tokens), group in runs_by(artefact["results"]["runs"], "width", "tokens").items():
-        table.setdefault(width, {})[tokens] = group
+def budget_points(artefact: dict) -> dict[int, dict[float, list[dict]]]:
+    """The runs of hyperparameters.json by width, then by budget: {width: {flops: runs}}."""
+    table: dict[int, dict[float, list[dict]]] = {}
+    for (width, flops), group in runs_by(artefact["results"]["runs"], "width", "flops").items():
+        table.setdefault(width, {})[flops] = group
     return {width: dict(sorted(points.items())) for width, points in sorted(table.items())}
 
 
 @slide_figure
 def plot_hyperparameter_budgets(artefact: dict):
-    """Held-out loss against training tokens, a line per width (each at its own learning rate), the best width at each
-    budget marked, and the count models of the same text, from hyperparameters.json."""
+    """Held-out loss against training compute, a line per width (each at its own learning rate), the best width at
+    each budget marked, and the count models of the same text, from hyperparameters.json."""
     fig, ax = plt.subplots()
     rates = artefact["config"]["learning_rates"]
-    best = {int(tokens): width for tokens, width in artefact["results"]["best_widths"].items()}
+    best = {float(flops): width for flops, width in artefact["results"]["best_widths"].items()}
     for width, points in budget_points(artefact).items():
         budgets = list(points)
         line = errorbars(ax, budgets, list(points.values()), lambda run: run["loss"],
                          label=f"width {width} (learning rate {rates[str(width)]:g})")
-        won = [tokens for tokens in budgets if best[tokens] == width]
-        ax.plot(won, [np.mean([run["loss"] for run in points[tokens]]) for tokens in won], "*", markersize=22,
+        won = [flops for flops in budgets if best[flops] == width]
+        ax.plot(won, [np.mean([run["loss"] for run in points[flops]]) for flops in won], "*", markersize=22,
                 color=line[0].get_color())
     draw_counting(ax, artefact["results"].get("counting"), ("unigram", "bigram", "best"))
     ax.plot([], [], "*", color="grey", markersize=16, label="the best width at that budget")
-    ax.set(xscale="log", xlabel="training tokens (log scale)", ylabel="held-out loss (nats / token)")
-    ax.set_xticks(sorted(best), [f"{tokens:,}" for tokens in sorted(best)])
+    ax.set(xscale="log", xlabel="training compute (FLOPs, log scale)", ylabel="held-out loss (nats / token)")
+    ax.set_xticks(sorted(best), [flops_words(flops) for flops in sorted(best)])
     ax.minorticks_off()
     fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title=SPREAD.split(":")[0])
-    fig.suptitle(study_title(artefact, "Which width for the budget"))
+    fig.suptitle(study_title(artefact, "Which width for the compute"))
     return fig
 
 

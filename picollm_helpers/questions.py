@@ -19,7 +19,7 @@ from statistics import mean
 
 from .artefacts import read_artefact
 from .presets import InputError
-from .studies import EVERY_WINDOW, as_percent, lesson_line
+from .studies import EVERY_WINDOW, as_percent, flops_words, lesson_line
 
 __all__ = ["Question", "Questions", "sanity_check_questions", "kgram_questions", "transformer_questions",
            "sampling_questions", "own_text_questions", "overfitting_questions", "hyperparameter_questions"]
@@ -417,41 +417,45 @@ def hyperparameter_questions(study: dict, rates: dict | None = None) -> Question
 
     def best_width() -> str:
         best = field(study, "results", "best_widths")
-        crossing = field(study, "results", "crossing_tokens")
-        where = (f"; the widths cross near {crossing:,.0f} tokens" if crossing else
+        crossing = field(study, "results", "crossing_flops")
+        where = (f"; the widths cross near {flops_words(crossing)}" if crossing else
                  "; in these budgets the best width does not change")
-        return ("The best width at each budget of training tokens: "
-                + ", ".join(f"{int(tokens):,} tokens: width {width}" for tokens, width in best.items()) + where
+        return ("The best width at each budget of training compute: "
+                + ", ".join(f"{flops_words(float(flops))}: width {width}" for flops, width in best.items()) + where
                 + ". " + lesson_text([item for item in field(study, "results", "lessons") if "width" in item["claim"]]))
 
     def learning_rate() -> str:
         chosen = field(study, "config", "learning_rates")
-        answer = ("Each width trains at the rate that did best for it at the middle budget: "
-                  + ", ".join(f"width {width}: {rate:g}" for width, rate in chosen.items()) + ".")
+        tokens = field(study, "config", "budget", "tuning_tokens")
+        answer = (f"Each width trains at the rate that did best for it on {tokens:,} training tokens, in a grid that "
+                  "halves with every doubling of width: " + ", ".join(f"width {width}: {rate:g}"
+                                                                      for width, rate in chosen.items()) + ".")
         warnings = field(study, "config", "rate_warnings")
         answer += (" Every chosen rate lies inside its grid." if not warnings else " " + "; ".join(warnings) + ".")
         return answer + (" " + lesson_text(field(rates, "results", "lessons")) if rates else "")
 
     def bigger() -> str:
-        largest = max(int(tokens) for tokens in field(study, "results", "best_widths"))
-        widths = sorted({run["config"]["width"] for run in runs_where(study)})
-        at_largest = {width: runs_where(study, width=width, tokens=largest) for width in widths}
-        losses = ", ".join(f"width {width}: {mean_of(runs, 'loss'):.3f}" for width, runs in at_largest.items())
-        speeds = ", ".join(f"{mean_of(runs, 'tokens_per_s'):,.0f}" for runs in at_largest.values())
-        return (f"It depends on the budget. A wider model learns more from each token but trains fewer tokens per "
-                f"second ({speeds} tokens per second, from the narrowest to the widest). At {largest:,} tokens the "
-                f"held-out loss is {losses}.")
+        largest = max(float(flops) for flops in field(study, "results", "best_widths"))
+        at_largest = {run["config"]["width"]: runs_where(study, width=run["config"]["width"], flops=largest)
+                      for run in runs_where(study, flops=largest)}
+        losses = ", ".join(f"width {width}: {mean_of(runs, 'loss'):.3f} after {runs[0]['config']['tokens']:,} tokens"
+                           for width, runs in sorted(at_largest.items()))
+        speeds = ", ".join(f"{mean_of(runs, 'tokens_per_s'):,.0f}" for _, runs in sorted(at_largest.items()))
+        return (f"It depends on the budget. A wider model learns more from each token but costs more compute per "
+                f"token, and trains fewer tokens per second ({speeds} tokens per second, from the narrowest to the "
+                f"widest). With {flops_words(largest)} of training the held-out loss is {losses}.")
 
-    def tokens_not_seconds() -> str:
+    def compute_not_seconds() -> str:
         seconds = [run["seconds"] for run in runs_where(study)]
-        return (f"A budget in tokens is the same on every machine; one in seconds is not (these runs took from "
+        return (f"A budget in FLOPs is the same on every machine; one in seconds is not (these runs took from "
                 f"{min(seconds):.0f} to {max(seconds):.0f} s on {field(study, 'device')}, and a faster laptop "
-                "would move every point). The seconds are recorded beside the tokens, and the speed figure plots "
-                "the same runs against them: for a budget counted in seconds, a narrower model stays ahead longer.")
+                "would move every point). A budget in tokens would not ask the question at all: at equal tokens a "
+                "wider model learns more from each, but each costs it more compute. The seconds are recorded beside "
+                "the FLOPs, and the speed figure plots the same runs against them.")
 
     return Questions("07", [
         ask("Which width is best for a student's budget?", best_width, source),
         ask("Which learning rate did each width train at, and how was it chosen?", learning_rate, source),
         ask("Is a bigger model better?", bigger, source),
         ask("Which of these differences are findings?", lambda: findings(study), source),
-        ask("Why count the budget in tokens rather than seconds?", tokens_not_seconds, source)])
+        ask("Why count the budget in FLOPs rather than seconds or tokens?", compute_not_seconds, source)])

@@ -59,7 +59,7 @@ FIGURE_HEADLINES = {
     "own_text_blend": "Your own text: blending it with the plays",
     "overfitting": "Overfitting: past the turning point, and the remedies",
     "hyperparameter_heatmap": "The learning rate each width wants",
-    "hyperparameter_budgets": "Which width for the tokens you can afford",
+    "hyperparameter_budgets": "Which width for the compute you can afford",
     "hyperparameter_speed": "The same runs against seconds",
 }
 

@@ -26,7 +26,7 @@ from .device import AUTOCAST_DTYPES, seed_everything
 from .artefacts import read_artefact, write_artefact
 from .counts import VALIDATION_FRACTION, fit_count_models, mix_with_counts
 from .heads import FUSED_CHUNK_ROWS, bucket_log_shares, vocab_ids_for
-from .models import build_model, count_parameters, describe_vocabulary
+from .models import build_model, count_parameters, describe_vocabulary, flops_per_token
 from .corpus import build_corpus, standard_heldout
 from .presets import TransformerConfig
 from .sampling import generate_text
@@ -729,15 +729,6 @@ def matmul_peak_flops(device, precision: str, size: int = 2048, repeats: int = 5
         product = a @ b
     product.sum().item()
     return 2 * size ** 3 * repeats / (clock(device) - started)
-
-
-def flops_per_token(config: TransformerConfig, block_size: int, num_classes: int) -> float:
-    """Training FLOPs per token (forward and backward): 6 per weight a token meets in a matrix product
-    (the blocks' weights and the output layer's), and 12 L T d for the attention scores (nanoGPT's count)."""
-    with torch.device("meta"):
-        model = build_model("transformer", **asdict(config))
-    block_weights = sum(p.numel() for p in model.blocks.parameters())
-    return 6 * (block_weights + config.d_model * num_classes) + 12 * config.n_blocks * block_size * config.d_model
 
 
 def training_throughput(config: TransformerConfig, corpus, *, device, precision: str, compile: bool,

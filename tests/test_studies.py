@@ -220,3 +220,61 @@ def test_comparing_two_runs_of_the_studies_finds_a_verdict_that_changed(tmp_path
     flipped = subprocess.run([*compare, str(tmp_path / "flipped")], capture_output=True, text=True)
     assert same.returncode == 0 and "2 of 2 lessons' verdicts reproduced" in same.stdout, same.stdout + same.stderr
     assert flipped.returncode == 1 and "DIFFERENT: overfitting: claim 1" in flipped.stdout
+
+
+# ---------------------------------------------------------------- notebook 07: the best width for a budget of compute
+
+
+def width_runs(losses: dict[tuple[float, int], tuple[float, float]]) -> list[dict]:
+    """Two seeds' runs of the width study, {(flops, width): (loss seed 0, loss seed 1)}."""
+    return [{"config": {"width": width, "flops": flops, "tokens": int(flops / width), "seed": seed,
+                        "learning_rate": 0.01}, "status": "ok", "loss": loss, "tokens_per_s": 1000.0 / width}
+            for (flops, width), pair in losses.items() for seed, loss in enumerate(pair)]
+
+
+def test_the_best_width_grows_with_the_budget_and_the_widths_cross_between_two_budgets():
+    counting = {"best_order": 4, "best": 4.4, "bigram": 4.7, "unigram": 6.3}
+    runs = width_runs({(1e9, 8): (5.0, 5.02), (1e9, 16): (4.6, 4.61), (1e9, 32): (4.9, 4.92),
+                       (4e9, 8): (4.8, 4.81), (4e9, 16): (4.5, 4.52), (4e9, 32): (4.45, 4.46), (4e9, 64): (4.6, 4.6),
+                       (1.6e10, 16): (4.4, 4.41), (1.6e10, 32): (4.3, 4.31), (1.6e10, 64): (4.35, 4.36)})
+    results = h.budget_lessons(runs, counting)
+    assert results["best_widths"] == {"1e+09": 16, "4e+09": 32, "1.6e+10": 32}
+    assert results["width_warnings"] == []
+    assert 1e9 < results["crossing_flops"] < 4e9
+    grows = [item for item in results["lessons"] if item["claim"].startswith("The best width grows")]
+    assert len(grows) == 1 and grows[0]["holds"], "width 32 is behind at 1 GFLOP and ahead at 16 GFLOP"
+    assert "width 32, behind width 16 at 1 GFLOP, is ahead at 16 GFLOP" in grows[0]["claim"]
+
+
+def test_a_best_width_at_the_edge_of_those_tried_is_warned_of():
+    counting = {"best_order": 4, "best": 4.4, "bigram": 4.7, "unigram": 6.3}
+    runs = width_runs({(1e9, 16): (4.6, 4.6), (1e9, 32): (4.9, 4.9), (4e9, 16): (4.5, 4.5), (4e9, 32): (4.4, 4.4)})
+    warnings = h.budget_lessons(runs, counting)["width_warnings"]
+    assert len(warnings) == 2 and "1 GFLOP: the best width, 16, is the narrowest" in warnings[0]
+    assert "4 GFLOP: the best width, 32, is the widest" in warnings[1]
+
+
+def test_a_width_the_budget_would_train_past_its_cap_of_tokens_is_left_out():
+    class Train:
+        def tokens_for(self, flops, width):
+            return int(flops / width)
+
+    budget = h.HyperparameterBudget(widths=(8, 16, 32), budgets=(80, 320), learning_rates=(1e-3,), tuning_tokens=4,
+                                    max_tokens=20, eval_tokens=None)
+    configs = h.budget_configs(Train(), budget, {"8": 4e-3, "16": 2e-3, "32": 1e-3}, seeds=[0])
+    assert [(config["flops"], config["width"], config["tokens"]) for config in configs] == \
+        [(80, 8, 10), (80, 16, 5), (80, 32, 2), (320, 16, 20), (320, 32, 10)]
+    assert budget.rates_for(32) == pytest.approx((2.5e-4,)), "each doubling of width halves the rates"
+
+
+def test_the_committed_width_study_finds_each_best_inside_the_grid_tried_at_three_budgets_spanning_16x():
+    study = h.read_artefact(h.artefact_path("hyperparameters", h.BUNDLED_ARTEFACTS_DIR))
+    rates = h.read_artefact(h.artefact_path("hyperparameter_rates", h.BUNDLED_ARTEFACTS_DIR))
+    budgets = sorted(float(flops) for flops in study["results"]["best_widths"])
+    assert len(budgets) >= 3 and budgets[-1] / budgets[0] >= 16
+    assert study["results"]["width_warnings"] == [] and study["config"]["rate_warnings"] == []
+    assert rates["results"]["warnings"] == []
+    table = h.by_budget(study["results"]["runs"])
+    for flops, best in study["results"]["best_widths"].items():
+        tried = sorted(table[float(flops)])
+        assert tried[0] < best < tried[-1], f"{flops}: width {best} of {tried}"

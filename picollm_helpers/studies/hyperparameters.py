@@ -1,18 +1,21 @@
-"""Notebook 07's study: how wide a model should be for the tokens a student can afford.
+"""Notebook 07's study: how wide a model should be for the compute a student can afford.
 
-In scaling studies the best model size grows with the budget (Kaplan et al. 2020, Hoffmann et al.
-2022): a small model learns fastest at first, a larger one ends lower given more text. This study
-measures whether that holds for a laptop's budgets, and where the widths cross. The run preset's
+In scaling studies the best model size grows with the compute budget (Kaplan et al. 2020, Hoffmann et
+al. 2022): a small model learns fastest at first, a larger one ends lower given more compute. This
+study measures whether that holds for a laptop's budgets, and where the widths cross. The run preset's
 study Transformer design trains at several widths on the base corpus, each for three budgets of
-training tokens spanning 16x (every budget a run of its own, its cosine schedule ending with it),
-every run with every seed, measured on the standard held-out work beside the count models of the
-same text. Budgets are in tokens, so that the lessons hold on any machine; each run also records its
-seconds, for the question a budget in seconds poses.
+training compute spanning 16x (every budget a run of its own, its cosine schedule ending with it),
+every run with every seed, measured on the standard held-out work beside the count models of the same
+text. Budgets are in FLOPs (6 per weight a token meets, `flops_per_token`), so that the lessons hold
+on any machine and widths are compared at equal cost: at equal tokens a wider model always learns
+more, and costs more. Each run also records its tokens and seconds.
 
-Each width trains at a learning rate suited to it, found first: a grid of rates per width at the
-middle budget, with every seed (its own artefact, `hyperparameter_rates.json`). The grid's best
-rate must lie inside it, not at its edge: where it lies at an edge, the grid grows one rate that way
-(up to `max_extensions` times), and the artefact warns if it still does.
+Each width trains at a learning rate suited to it, found first: a grid of rates per width (the
+narrowest width's grid, halved for every doubling of width: a wider model wants a smaller step) at
+a budget of training tokens, with every seed (its own artefact, `hyperparameter_rates.json`). The
+grid's best rate must lie inside it, not at its edge: where it lies at an edge, the grid grows one
+rate that way (up to `max_extensions` times), and the artefact warns if it still does. The best
+width at each budget must lie inside the widths tried there, and the artefact warns where it does not.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from ..artefacts import corpus_size
 from ..corpus import build_corpus, standard_heldout
 from ..device import seed_everything
 from ..heads import vocab_ids_for
-from ..models import build_model, count_parameters, describe_head
+from ..models import build_model, count_parameters, describe_head, flops_per_token
 from ..presets import RunPreset, study_transformer
+from ..tokenizer import GPT2_VOCAB_SIZE
 from ..training import Recipe, train_model
 from .lessons import (count_baselines, first_seconds, lesson, paired_effects, per_seed, run_study, runs_by, spread,
                       study_seeds)
@@ -35,24 +39,27 @@ class HyperparameterBudget:
     """The widths, budgets and learning rates tried on one run preset."""
 
     widths: tuple[int, ...]
-    budgets: tuple[int, ...]  # training tokens, smallest first, spanning 16x
-    learning_rates: tuple[float, ...]  # the grid each width starts from
+    budgets: tuple[float, ...]  # training FLOPs, smallest first, spanning 16x
+    learning_rates: tuple[float, ...]  # the narrowest width's grid to start from; each doubling of width halves it
+    tuning_tokens: int  # the training tokens at which each width's learning rate is found
+    max_tokens: int  # a width is not tried at a budget that would train it on more tokens than this
     eval_tokens: int | None  # the slice of the standard held-out work (None: all of it)
     max_extensions: int = 2  # rates the grid may grow by, one at a time, where its best lies at an edge
 
-    @property
-    def tuning_budget(self) -> int:
-        """The middle budget, where each width's learning rate is found."""
-        return self.budgets[len(self.budgets) // 2]
+    def rates_for(self, width: int) -> tuple[float, ...]:
+        """The grid of learning rates a width starts from."""
+        return tuple(rate * min(self.widths) / width for rate in self.learning_rates)
 
 
 HYPERPARAMETER_BUDGETS = {
-    "quick": HyperparameterBudget(widths=(16, 32), budgets=(2_048, 8_192, 32_768), learning_rates=(2e-3, 4e-3, 8e-3),
-                                  eval_tokens=1_024, max_extensions=1),
-    "cpu": HyperparameterBudget(widths=(32, 64, 128), budgets=(131_072, 524_288, 2_097_152),
-                                learning_rates=(1e-3, 2e-3, 4e-3), eval_tokens=8_192),
-    "gpu": HyperparameterBudget(widths=(192, 384, 768), budgets=(2_097_152, 8_388_608, 33_554_432),
-                                learning_rates=(5e-4, 1e-3, 2e-3), eval_tokens=None),
+    "quick": HyperparameterBudget(widths=(8, 16, 32), budgets=(5e8, 2e9, 8e9), learning_rates=(4e-3, 8e-3, 1.6e-2),
+                                  tuning_tokens=8_192, max_tokens=32_768, eval_tokens=1_024, max_extensions=1),
+    "cpu": HyperparameterBudget(widths=(8, 16, 32, 64), budgets=(2.5e11, 1e12, 4e12),
+                                learning_rates=(1.6e-2, 3.2e-2, 6.4e-2), tuning_tokens=524_288,
+                                max_tokens=8_388_608, eval_tokens=8_192),
+    "gpu": HyperparameterBudget(widths=(192, 384, 768), budgets=(4e14, 1.6e15, 6.4e15),
+                                learning_rates=(1e-3, 2e-3, 4e-3), tuning_tokens=8_388_608,
+                                max_tokens=134_217_728, eval_tokens=None),
 }
 RATE_STEP = 2.0  # neighbouring rates of a grid differ by this factor
 
@@ -67,6 +74,14 @@ def steps_for(tokens: int, run: RunPreset) -> int:
     return max(1, round(tokens / (run.batch_size * run.block_size)))
 
 
+def flops_words(flops: float) -> str:
+    """A budget of compute in words: '4 TFLOP', '250 GFLOP'."""
+    for scale, unit in ((1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP"), (1e6, "MFLOP")):
+        if flops >= scale:
+            return f"{flops / scale:g} {unit}"
+    return f"{flops:g} FLOP"
+
+
 class TrainAtWidth:
     """One run of the study: a width, a learning rate and a budget in tokens, trained and measured."""
 
@@ -77,6 +92,16 @@ class TrainAtWidth:
         self.heldout = standard_heldout(enc, run.block_size, budget.eval_tokens)
         self.vocab_ids = vocab_ids_for(self.corpus, run.vocab, run.min_count)
 
+    def flops_per_token(self, width: int) -> float:
+        """Training FLOPs per token of the study Transformer at this width, with this corpus's head."""
+        classes = len(self.vocab_ids) + 1 if self.vocab_ids is not None else GPT2_VOCAB_SIZE
+        return flops_per_token(width_config(self.run, width), self.run.block_size, classes)
+
+    def tokens_for(self, flops: float, width: int) -> int:
+        """The training tokens a budget of FLOPs buys at this width, in whole optimizer steps."""
+        return steps_for(round(flops / self.flops_per_token(width)), self.run) * self.run.batch_size * \
+            self.run.block_size
+
     def __call__(self, config: dict) -> dict:
         seed_everything(config["seed"])
         model = build_model("transformer", **asdict(width_config(self.run, config["width"])),
@@ -86,15 +111,17 @@ class TrainAtWidth:
                               seed=config["seed"], heldout=self.heldout, grad_accum_steps=self.run.grad_accum_steps,
                               name=str(config))
         seconds = float(history["elapsed_s"].iloc[-1])
+        tokens = int(history["tokens"].sum())
         return {"loss": float(history["test_loss"].iloc[-1]), "bpc": float(history["test_bpc"].iloc[-1]),
-                "tokens_seen": int(history["tokens"].sum()), "seconds": seconds,
-                "tokens_per_s": float(history["tokens"].sum() / seconds), "steps": int(history["step"].iloc[-1]),
-                "parameters": count_parameters(model)}
+                "tokens_seen": tokens, "seconds": seconds, "tokens_per_s": float(tokens / seconds),
+                "steps": int(history["step"].iloc[-1]), "parameters": count_parameters(model),
+                "flops_spent": tokens * self.flops_per_token(config["width"])}
 
     def study_config(self, budget: HyperparameterBudget, seeds) -> dict:
         return {"budget": asdict(budget), "seeds": list(seeds), "transformer": asdict(study_transformer(self.run)),
                 "tokens_per_batch": self.run.batch_size * self.run.block_size, "block_size": self.run.block_size,
                 "batch_size": self.run.batch_size, "recipe": asdict(Recipe()),
+                "flops_per_token": {str(width): self.flops_per_token(width) for width in budget.widths},
                 "vocabulary": describe_head(self.vocab_ids), "data": "the plays", **corpus_size(self.corpus),
                 "heldout": self.heldout.heldout[0].name, "heldout_tokens": self.heldout.num_heldout_tokens}
 
@@ -134,17 +161,17 @@ def tune_learning_rates(train: TrainAtWidth, budget: HyperparameterBudget, seeds
                         device, checkpoint_dir=None) -> dict:
     """Every width's rate grid at the tuning budget, grown where its best lies at an edge; writes
     artefacts/hyperparameter_rates.json (with its lessons and the rate chosen for each width)."""
-    grids = {width: list(budget.learning_rates) for width in budget.widths}
-    study_config = {**train.study_config(budget, seeds), "tokens": budget.tuning_budget}
+    grids = {width: list(budget.rates_for(width)) for width in budget.widths}
+    study_config = {**train.study_config(budget, seeds), "tokens": budget.tuning_tokens}
     artefact = None
     for _ in range(budget.max_extensions + 1):
-        configs = [{"width": width, "learning_rate": rate, "tokens": budget.tuning_budget, "seed": seed}
+        configs = [{"width": width, "learning_rate": rate, "tokens": budget.tuning_tokens, "seed": seed}
                    for width, rates in grids.items() for rate in sorted(rates) for seed in seeds]
         artefact = run_study("hyperparameter_rates", configs, train, preset=preset, device=device,
                              study_config=study_config, checkpoint_dir=checkpoint_dir,
                              reuse=artefact["results"]["runs"] if artefact else (),
                              summarize=lambda runs: {
-                                 **rate_lessons(runs, budget.widths, counting, budget.tuning_budget),
+                                 **rate_lessons(runs, budget.widths, counting, budget.tuning_tokens),
                                  "counting": counting})
         grown = {width: edge_to_grow(rate_grid(artefact["results"]["runs"], width)) for width in grids}
         if not any(grown.values()):
@@ -182,10 +209,18 @@ def rate_lessons(runs: list[dict], widths, counting: dict, tokens: int) -> dict:
 # ---------------------------------------------------------------- the best width at each budget
 
 
+def budget_configs(train: TrainAtWidth, budget: HyperparameterBudget, rates: dict, seeds) -> list[dict]:
+    """Every width at every budget of FLOPs, at its chosen rate, with every seed; a width the budget would train on
+    more than `max_tokens` tokens is left out there."""
+    return [{"width": width, "learning_rate": rates[str(width)], "flops": flops, "tokens": tokens, "seed": seed}
+            for flops in budget.budgets for width in budget.widths
+            if (tokens := train.tokens_for(flops, width)) <= budget.max_tokens for seed in seeds]
+
+
 def hyperparameter_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir=None) -> dict:
-    """Each width's learning rate, then every width at every budget with every seed; writes
+    """Each width's learning rate, then every width at every budget of FLOPs with every seed; writes
     artefacts/hyperparameter_rates.json and artefacts/hyperparameters.json (with their lessons) and returns the
-    second. The middle budget's runs at the chosen rates are the rate grid's own, kept."""
+    second."""
     budget = HYPERPARAMETER_BUDGETS[run.name]
     seeds = list(seeds or study_seeds(run))
     train = TrainAtWidth(enc, run, device)
@@ -193,40 +228,51 @@ def hyperparameter_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_
     rates = tune_learning_rates(train, budget, seeds, counting, preset=run.name, device=device,
                                 checkpoint_dir=checkpoint_dir)
     chosen = rates["results"]["chosen"]
-    configs = [{"width": width, "learning_rate": chosen[str(width)], "tokens": tokens, "seed": seed}
-               for tokens in budget.budgets for width in budget.widths for seed in seeds]
     study_config = {**train.study_config(budget, seeds), "learning_rates": chosen,
                     "rate_warnings": rates["results"]["warnings"]}
-    return run_study("hyperparameters", configs, train, preset=run.name, device=device, study_config=study_config,
-                     summarize=lambda runs: {**budget_lessons(runs, counting), "counting": counting},
-                     checkpoint_dir=checkpoint_dir, reuse=rates["results"]["runs"])
+    return run_study("hyperparameters", budget_configs(train, budget, chosen, seeds), train, preset=run.name,
+                     device=device, study_config=study_config, checkpoint_dir=checkpoint_dir,
+                     summarize=lambda runs: {**budget_lessons(runs, counting), "counting": counting})
 
 
-def by_budget(runs: list[dict]) -> dict[int, dict[int, list[dict]]]:
-    """The runs of every budget, by width: {tokens: {width: runs}}."""
-    table: dict[int, dict[int, list[dict]]] = {}
-    for (tokens, width), group in runs_by(runs, "tokens", "width").items():
-        table.setdefault(tokens, {})[width] = group
-    return dict(sorted(table.items()))
+def by_budget(runs: list[dict]) -> dict[float, dict[int, list[dict]]]:
+    """The runs of every budget, by width: {flops: {width: runs}}."""
+    table: dict[float, dict[int, list[dict]]] = {}
+    for (flops, width), group in runs_by(runs, "flops", "width").items():
+        table.setdefault(flops, {})[width] = group
+    return {flops: dict(sorted(widths.items())) for flops, widths in sorted(table.items())}
 
 
-def best_widths(runs: list[dict]) -> dict[int, int]:
+def best_widths(runs: list[dict]) -> dict[float, int]:
     """The best width (lowest mean held-out loss) at each budget."""
-    return {tokens: min(widths, key=lambda width: mean_loss(widths[width])) for tokens, widths in by_budget(runs).items()}
+    return {flops: min(widths, key=lambda width: mean_loss(widths[width])) for flops, widths in by_budget(runs).items()}
 
 
-def width_lesson(widths: dict[int, list[dict]], tokens: int, better: int, worse: int, counting: dict) -> dict:
+def width_warnings(table: dict[float, dict[int, list[dict]]], best: dict[float, int]) -> list[str]:
+    """A warning for each budget whose best width is the narrowest or the widest tried there."""
+    return [f"{flops_words(flops)}: the best width, {best[flops]}, is the {edge} of those tried there "
+            f"({', '.join(map(str, widths))}); a width beyond it might be better"
+            for flops, widths in table.items()
+            for edge, end in (("narrowest", min(widths)), ("widest", max(widths))) if best[flops] == end]
+
+
+def tokens_of(runs: list[dict]) -> int:
+    return runs[0]["config"]["tokens"]
+
+
+def width_lesson(widths: dict[int, list[dict]], flops: float, better: int, worse: int, counting: dict) -> dict:
     losses = [mean_loss(widths[better]), mean_loss(widths[worse])]
-    return lesson(f"With {tokens:,} training tokens, width {better} beats width {worse} on the held-out loss, in nats "
-                  f"per token{first_seconds(losses, counting, f'{tokens:,} tokens')}",
+    return lesson(f"With {flops_words(flops)} of training, width {better} ({tokens_of(widths[better]):,} tokens) beats "
+                  f"width {worse} ({tokens_of(widths[worse]):,} tokens) on the held-out loss, in nats per token"
+                  f"{first_seconds(losses, counting, flops_words(flops))}",
                   paired_effects(per_seed(widths[better], loss), per_seed(widths[worse], loss)), losses, counting)
 
 
-def crossing_tokens(table: dict[int, dict[int, list[dict]]], narrow: int, wide: int) -> float | None:
+def crossing_flops(table: dict[float, dict[int, list[dict]]], narrow: int, wide: int) -> float | None:
     """Where the wide model's mean held-out loss first drops below the narrow one's, between two budgets (on a log
-    scale of tokens, by a straight line), or None if it never does in the budgets measured."""
-    budgets = sorted(table)
-    gaps = [mean_loss(table[tokens][wide]) - mean_loss(table[tokens][narrow]) for tokens in budgets]
+    scale of FLOPs, by a straight line), or None if it never does in the budgets measured."""
+    budgets = [flops for flops in table if narrow in table[flops] and wide in table[flops]]
+    gaps = [mean_loss(table[flops][wide]) - mean_loss(table[flops][narrow]) for flops in budgets]
     for (low, high), (gap_low, gap_high) in zip(zip(budgets, budgets[1:]), zip(gaps, gaps[1:])):
         if gap_low >= 0 > gap_high:
             share = gap_low / (gap_low - gap_high)
@@ -235,23 +281,24 @@ def crossing_tokens(table: dict[int, dict[int, list[dict]]], narrow: int, wide: 
 
 
 def budget_lessons(runs: list[dict], counting: dict) -> dict:
-    """At the smallest and the largest budget, the best width against the others' best; whether the best width
-    grows with the budget and where it crosses; and what a narrower model gains in speed."""
+    """At the smallest and the largest budget, the best width against the runner-up; whether the best width grows
+    with the budget and where it crosses; what a narrower model gains in speed; and a warning for each budget whose
+    best width is at the edge of those tried."""
     table = by_budget(runs)
     best = best_widths(runs)
     smallest, largest = min(table), max(table)
     lessons = []
-    for tokens in (smallest, largest):
-        widths = table[tokens]
-        runner_up = min((width for width in widths if width != best[tokens]), key=lambda w: mean_loss(widths[w]))
-        lessons.append(width_lesson(widths, tokens, best[tokens], runner_up, counting))
+    for flops in (smallest, largest):
+        widths = table[flops]
+        runner_up = min((width for width in widths if width != best[flops]), key=lambda w: mean_loss(widths[w]))
+        lessons.append(width_lesson(widths, flops, best[flops], runner_up, counting))
     narrow, wide = best[smallest], best[largest]
-    if wide != narrow:
+    if wide != narrow and wide in table[smallest] and narrow in table[largest]:
         gains = paired_effects(per_seed(table[largest][wide], loss), per_seed(table[largest][narrow], loss))
         costs = paired_effects(per_seed(table[smallest][narrow], loss), per_seed(table[smallest][wide], loss))
         lessons.append(lesson(f"The best width grows with the budget: width {wide}, behind width {narrow} at "
-                              f"{smallest:,} tokens, is ahead at {largest:,}; the smaller of its two margins, in nats "
-                              "per token", [min(gain, cost) for gain, cost in zip(gains, costs)],
+                              f"{flops_words(smallest)}, is ahead at {flops_words(largest)}; the smaller of its two "
+                              "margins, in nats per token", [min(gain, cost) for gain, cost in zip(gains, costs)],
                               [mean_loss(table[largest][wide]), mean_loss(table[largest][narrow])], counting))
     speed = lambda run: run["tokens_per_s"]  # noqa: E731
     slim, broad = min(table[largest]), max(table[largest])
@@ -259,6 +306,6 @@ def budget_lessons(runs: list[dict], counting: dict) -> dict:
     lessons.append(lesson(f"A narrower model trains more tokens per second: width {slim} over width {broad}, as a "
                           "ratio minus 1", [slim_speed[seed] / broad_speed[seed] - 1 for seed in sorted(slim_speed)],
                           [mean_loss(table[largest][slim]), mean_loss(table[largest][broad])], counting))
-    crossing = crossing_tokens(table, narrow, wide) if wide != narrow else None
-    return {"lessons": lessons, "best_widths": {str(tokens): width for tokens, width in best.items()},
-            "crossing_tokens": crossing}
+    crossing = crossing_flops(table, narrow, wide) if wide != narrow else None
+    return {"lessons": lessons, "best_widths": {f"{flops:g}": width for flops, width in best.items()},
+            "crossing_flops": crossing, "width_warnings": width_warnings(table, best)}
