@@ -54,14 +54,15 @@ WHAT_EACH_SHOWS = {
                       "tokens, and blending yours with the plays, held out, with seeds.",
     "06_overfitting": "A slice of the plays trained past the turning point of its held-out loss, beside counting; "
                       "dropout, weight decay, more data and early stopping side by side.",
-    "07_hyperparameter_study": "How wide a model for the tokens you can afford: each width at its own learning "
-                               "rate, three budgets spanning 16x, whether the best width grows with the budget; quality against seconds.",
+    "07_hyperparameter_study": "How wide a model for the compute you can afford: each width at its own learning "
+                               "rate, three budgets of FLOPs spanning 16x, whether the best width grows with the "
+                               "budget and where the widths cross; quality against seconds.",
 }
 
 
 STUDIES = {"fastest_learner": "03 · which model learns fastest", "own_text": "05 · your own text",
            "overfitting": "06 · overfitting", "hyperparameter_rates": "07 · the learning rate of each width",
-           "hyperparameters": "07 · the best width for a budget"}
+           "hyperparameters": "07 · the best width for a budget of compute"}
 
 
 def notebook_names() -> list[str]:

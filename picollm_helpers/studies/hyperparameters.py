@@ -184,8 +184,9 @@ def tune_learning_rates(train: TrainAtWidth, budget: HyperparameterBudget, seeds
 
 def rate_lessons(runs: list[dict], widths, counting: dict, tokens: int) -> dict:
     """The rate chosen for each width, a warning for each whose best lies at the edge of its grid, and what a rate
-    2x off the best costs, at the width whose grid has both neighbours."""
-    chosen, warnings, lessons = {}, [], []
+    2x off the best costs, below it and above it, averaged over the widths whose grids have that neighbour (each
+    width alone is within its seeds' noise more often than not), and whether too high costs more than too low."""
+    chosen, warnings, costs, losses = {}, [], {"below": [], "above": []}, {"below": [], "above": []}
     for width in widths:
         grid = rate_grid(runs, width)
         if not grid:
@@ -197,13 +198,26 @@ def rate_lessons(runs: list[dict], widths, counting: dict, tokens: int) -> dict:
         for factor, direction in ((1 / RATE_STEP, "below"), (RATE_STEP, "above")):
             off = next((rate for rate in grid if abs(rate - best * factor) < 1e-12), None)
             if off is not None:
-                losses = [mean_loss(grid[best]), mean_loss(grid[off])]
-                lessons.append(lesson(f"At width {width}, a learning rate 2x {direction} the best ({off:g} against "
-                                      f"{best:g}) costs held-out loss, in nats per token"
-                                      f"{first_seconds(losses, counting, f'{tokens:,} tokens')}",
-                                      paired_effects(per_seed(grid[best], loss), per_seed(grid[off], loss)),
-                                      losses, counting))
+                costs[direction].append(paired_effects(per_seed(grid[best], loss), per_seed(grid[off], loss)))
+                losses[direction] += [mean_loss(grid[best]), mean_loss(grid[off])]
+    words = f"{tokens:,} tokens"
+    lessons = [lesson(f"A learning rate 2x {direction} each width's best costs held-out loss, averaged over the "
+                      f"{len(costs[direction])} widths, in nats per token"
+                      f"{first_seconds(losses[direction], counting, words)}",
+                      mean_over_widths(costs[direction]), losses[direction], counting)
+               for direction in ("below", "above") if costs[direction]]
+    if costs["below"] and costs["above"]:
+        lessons.append(lesson("Too high a rate costs more than too low: 2x above the best against 2x below, averaged "
+                              f"over the widths, in nats per token{first_seconds(losses['above'], counting, words)}",
+                              [above - below for above, below in zip(mean_over_widths(costs["above"]),
+                                                                     mean_over_widths(costs["below"]))],
+                              losses["above"] + losses["below"], counting))
     return {"lessons": lessons, "chosen": chosen, "warnings": warnings}
+
+
+def mean_over_widths(effects: list[list[float]]) -> list[float]:
+    """Per seed, the mean of one effect over the widths ([width][seed] -> [seed])."""
+    return [sum(seed_effects) / len(seed_effects) for seed_effects in zip(*effects)]
 
 
 # ---------------------------------------------------------------- the best width at each budget
