@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     enc = h.get_tokenizer()
     device = h.pick_device("cpu")
     try:
-        training = h.build_corpus(enc, WINDOW, base_weight=0.0, input_files=args.train_files)
+        training = h.build_corpus(enc, WINDOW, h.TrainingText(base_weight=0.0, input_files=args.train_files))
         heldouts = {Path(file).name: h.standard_heldout(enc, WINDOW, work=Path(file)) for file in args.heldout_files}
         whole = {name: h.HeldOutSet(heldout.heldout, len(heldout.heldout[0].ids)) for name, heldout in heldouts.items()}
         rows = [score_order(order, training, heldouts, whole) for order in args.orders]
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     trigram = h.count_model(training, 3)
-    samples = {setting: h.generate_text(trigram, enc, PROMPT, 40, top_p=top_p, seed=0)
+    samples = {setting: h.generate_text(trigram, enc, PROMPT, 40, h.Decoding(top_p=top_p), seed=0)
                for setting, top_p in (("greedy", None), ("p = 0.8", 0.8))}
     config = {"train_files": [h.file_record(file) for file in args.train_files],
               "heldout_files": [h.file_record(file) for file in args.heldout_files], "window": WINDOW,

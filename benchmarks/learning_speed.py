@@ -38,9 +38,10 @@ from real_text import add_text_arguments, command_line_defaults
 
 def measure(args, runs: list, device, path) -> dict:
     model = h.transformer_config("minGPT", d_model=128, n_blocks=4, n_heads=4, max_seq_len=64)
-    return h.learning_speed(args.train_files, args.heldout_files, runs, model=model, enc=h.get_tokenizer(),
-                            device=device, train_seconds=args.seconds, eval_every_seconds=args.eval_every_seconds,
-                            seeds=args.seeds, name=args.name, path=path)
+    benchmark = h.SpeedBenchmark(tuple(args.train_files), tuple(args.heldout_files), model,
+                                 train_seconds=args.seconds, eval_every_seconds=args.eval_every_seconds,
+                                 seeds=tuple(args.seeds))
+    return h.learning_speed(benchmark, runs, enc=h.get_tokenizer(), device=device, name=args.name, path=path)
 
 
 def main(argv=None) -> int:

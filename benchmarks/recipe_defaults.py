@@ -29,9 +29,9 @@ from real_text import add_text_arguments, command_line_defaults
 
 
 def measure(args, runs: list, device, path) -> dict:
-    return h.learning_speed(args.train_files, args.heldout_files, runs, model=runs[0].transformer,
-                            enc=h.get_tokenizer(), device=device, train_seconds=args.seconds,
-                            eval_every_seconds=args.seconds, seeds=args.seeds, name="recipe_sweep", path=path)
+    benchmark = h.SpeedBenchmark(tuple(args.train_files), tuple(args.heldout_files), runs[0].transformer,
+                                 train_seconds=args.seconds, eval_every_seconds=args.seconds, seeds=tuple(args.seeds))
+    return h.learning_speed(benchmark, runs, enc=h.get_tokenizer(), device=device, name="recipe_sweep", path=path)
 
 
 def remeasure(args, runs: list, device) -> dict:

@@ -33,12 +33,13 @@ def main(argv=None) -> int:
     device = h.pick_device(args.device)
     run = h.get_run_preset("gpu" if device.type == "cuda" else "cpu")
     precisions = (h.resolve_precision("auto", device), "fp32") if device.type == "cuda" else ("fp32", "bf16")
-    corpus = h.build_corpus(h.get_tokenizer(), run.block_size, base_weight=0.0, input_dir=h.CUSTOM_CORPUS)
+    corpus = h.build_corpus(h.get_tokenizer(), run.block_size,
+                            h.TrainingText(base_weight=0.0, input_dir=h.CUSTOM_CORPUS))
     configs = {name: h.transformer_config(name, run.transformer_scale, max_seq_len=run.block_size)
                for name in h.TRANSFORMER_PRESETS}
-    artefact = h.throughput_benchmark(configs, corpus, device=device, precisions=precisions,
-                                      compile_options=(False,) if args.no_compile else (False, True),
-                                      batch_size=run.batch_size, grad_accum_steps=run.grad_accum_steps,
+    arithmetics = [h.Arithmetic(precision=precision, grad_accum_steps=run.grad_accum_steps, compile=compile)
+                   for precision in precisions for compile in ((False,) if args.no_compile else (False, True))]
+    artefact = h.throughput_benchmark(configs, corpus, arithmetics, device=device, batch_size=run.batch_size,
                                       vocab_ids=h.vocab_ids_for(corpus, run.vocab, run.min_count), preset=run.name,
                                       path=args.output)
     print(h.throughput_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -105,7 +105,8 @@ assert enc.decode(ids) == "Once upon a time"
 # %%
 BLOCK_SIZE = 32
 h.seed_everything(SEED)
-corpus = h.build_corpus(enc, BLOCK_SIZE, packing=False, base_weight=0.0, input_files=["3seqs.txt"], seed=SEED)
+corpus = h.build_corpus(enc, BLOCK_SIZE, h.TrainingText(base_weight=0.0, input_files=["3seqs.txt"], seed=SEED),
+                        packing=False)
 print(f"{corpus.num_train} training sequences, lengths {[len(s) for s in corpus.train_own]}")
 tokens, mask = next(corpus.train_batches(batch_size=16, seed=SEED, steps_per_epoch=1))
 print("batch tokens:", tuple(tokens.shape), " mask of real tokens:", tuple(mask.shape))
@@ -162,13 +163,17 @@ print(f"{h.count_parameters(model):,} parameters; loss at initialization {initia
 
 # %% [markdown]
 # ## 4. Three abbreviated epochs
-# One optimizer step per epoch, as in the command, with the starter's recipe. `train_model`
-# returns a table with one row per step: the loss, how many tokens it trained on, how fast,
-# and the learning rate.
+# One optimizer step per epoch, as in the command, with the starter's recipe. Everything the run
+# depends on but the model and the data is one object, `h.TrainingRun`: its budget, batch, seed,
+# recipe, evaluation, checkpoints and arithmetic, each with the bundle's default where not given.
+# `train_model` returns a table with one row per step: the loss, how many tokens it trained on,
+# how fast, and the learning rate.
 
 # %%
-history = h.train_model(model, corpus, batch_size=16, max_steps=3, steps_per_epoch=1, recipe=h.STARTER_RECIPE,
-                        seed=SEED, name="LSTM sanity run")
+sanity_run = h.TrainingRun(budget=h.Budget(max_steps=3, steps_per_epoch=1), batch_size=16, seed=SEED,
+                           recipe=h.STARTER_RECIPE)
+print(sanity_run)
+history = h.train_model(model, corpus, sanity_run, name="LSTM sanity run")
 history
 
 # %% [markdown]
@@ -223,8 +228,9 @@ h.check_training_loop(train_steps)
 # %%
 h.seed_everything(SEED)
 longer_model = h.LSTMSeqModel(enc.n_vocab, embed_size=64, hidden_size=64).to(device)
-longer = h.train_model(longer_model, corpus, batch_size=16, max_steps=run.train_steps, steps_per_epoch=1,
-                       recipe=h.STARTER_RECIPE, seed=SEED, name=f"LSTM, {run.train_steps} steps")
+longer_run = h.TrainingRun(budget=h.Budget(max_steps=run.train_steps, steps_per_epoch=1), batch_size=16, seed=SEED,
+                           recipe=h.STARTER_RECIPE)
+longer = h.train_model(longer_model, corpus, longer_run, name=f"LSTM, {run.train_steps} steps")
 sanity = h.read_artefact(h.write_artefact(
     "sanity_check", preset=run.name, device=device,
     config={"block_size": BLOCK_SIZE, "embed_size": 64, "hidden_size": 64, "batch_size": 16, "seed": SEED,
@@ -248,7 +254,7 @@ prompt_log_probs = h.next_token_log_probs(model, enc.encode(prompt))
 for label, model_to_sample in [("3 steps", model), (f"{run.train_steps} steps", longer_model)]:
     print(f"--- LSTM after {label}")
     for setting, top_p in [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]:
-        text = h.generate_text(model_to_sample, enc, prompt, max_new_tokens=20, top_p=top_p, seed=SEED)
+        text = h.generate_text(model_to_sample, enc, prompt, 20, h.Decoding(top_p=top_p), seed=SEED)
         print(f"{setting:<11} {text!r}")
 print(f"nucleus after the prompt (3-step model): p=0.95 keeps {h.nucleus_size(prompt_log_probs, 0.95):,} tokens, "
       f"p=1.0 keeps {h.nucleus_size(prompt_log_probs, 1.0):,}")

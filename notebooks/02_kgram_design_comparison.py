@@ -141,9 +141,9 @@ h.check_kgram_context(kgram_context)
 # of every sequence at once.
 
 # %%
-shared = dict(vocab_size=enc.n_vocab, k=K, embed_size=EMBED_SIZE, num_inner_layers=INNER_LAYERS)
+design = h.KGramConfig(vocab_size=enc.n_vocab, k=K, embed_size=EMBED_SIZE, num_inner_layers=INNER_LAYERS)
 for variant in h.KGramMLPSeqModel.VARIANTS:
-    print(f"{variant:<10} {h.count_parameters(h.KGramMLPSeqModel(**shared, variant=variant)):>11,} parameters")
+    print(f"{variant:<10} {h.count_parameters(h.KGramMLPSeqModel(config=design, variant=variant)):>11,} parameters")
 
 # %% [markdown]
 # ### Exercise 4: the k-gram MLP's forward pass
@@ -197,7 +197,7 @@ h.check_kgram_mlp(KGramMLP)
 
 # %%
 h.seed_everything(SEED)
-onehot = h.KGramMLPSeqModel(**shared, variant="onehot")
+onehot = h.KGramMLPSeqModel(config=design, variant="onehot")
 sample = torch.randint(0, enc.n_vocab, (6, 2))
 with torch.no_grad():
     difference = (onehot(sample) - h.kgram_starter_loop_logits(onehot, sample)).abs().max().item()
@@ -221,11 +221,11 @@ assert difference <= 1e-5
 # `keep_freed_memory_for_reuse`). This is the slow cell: the loop takes about ten seconds a batch.
 
 # %%
-corpus = h.build_corpus(enc, 32, packing=False, base_weight=0.0, input_files=["3seqs.txt"], seed=SEED)
-comparison = h.kgram_design_comparison(
-    corpus, enc.n_vocab, preset=run.name, device=device, **{k: v for k, v in shared.items() if k != "vocab_size"},
-    recipe=h.STARTER_RECIPE, batch_size=BATCH_SIZE, steps=STEPS, seed=SEED, timing_batches=run.timing_batches,
-    timing_batch_size=run.timing_batch_size, data="3seqs.txt")
+corpus = h.build_corpus(enc, 32, h.TrainingText(base_weight=0.0, input_files=["3seqs.txt"], seed=SEED), packing=False)
+notes_run = h.TrainingRun(h.Budget(max_steps=STEPS), batch_size=BATCH_SIZE, seed=SEED, recipe=h.STARTER_RECIPE)
+timing = h.LoopTiming(batches=run.timing_batches, batch_size=run.timing_batch_size)
+comparison = h.kgram_design_comparison(corpus, design, notes_run, preset=run.name, device=device, timing=timing,
+                                       data="3seqs.txt")
 h.kgram_comparison_table(comparison)
 
 # %% [markdown]
@@ -249,11 +249,12 @@ plt.show()
 
 # %%
 plays = h.build_corpus(enc, run.block_size)
+budget = h.KGRAM_BUDGETS[run.name]
+plays_run = h.TrainingRun(h.Budget(max_steps=budget.steps), batch_size=run.batch_size, seed=SEED,
+                          evaluation=h.Evaluation(every=budget.eval_every))
 real_text = h.kgram_real_text(
     plays, h.standard_heldout(enc, run.block_size, max_tokens=h.RACE_BUDGETS[run.name].eval_tokens),
-    h.vocab_ids_for(plays, "corpus", run.min_count), preset=run.name, device=device,
-    **{k: v for k, v in shared.items() if k != "vocab_size"}, batch_size=run.batch_size,
-    steps=h.KGRAM_BUDGETS[run.name].steps, eval_every=h.KGRAM_BUDGETS[run.name].eval_every, seed=SEED,
+    h.vocab_ids_for(plays, "corpus", run.min_count), design, plays_run, preset=run.name, device=device,
     checkpoint_dir=h.CHECKPOINTS_DIR)
 h.show_figure("kgram_real_text", real_text)
 plt.show()

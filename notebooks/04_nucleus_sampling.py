@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -195,8 +195,8 @@ h.check_nucleus_sample(nucleus_sample)
 
 # %%
 words, word_list = h.reading_words()
-diversity = h.sampling_diversity(models, enc, preset=run.name, device=device, words=words, word_list=word_list,
-                                 prompt=PROMPT, top_ps=TOP_PS, num_samples=num_samples, seed=SEED)
+plan = h.DiversityPlan(prompt=PROMPT, top_ps=TOP_PS, num_samples=num_samples, seed=SEED)
+diversity = h.sampling_diversity(models, enc, plan, preset=run.name, device=device, words=words, word_list=word_list)
 print(f"words checked against {word_list}")
 rows = pd.DataFrame(diversity["results"]["rows"])
 rows.drop(columns=["samples", "top_p"]).set_index(["model", "setting"]).round(3)

@@ -94,8 +94,8 @@ h.memory_table("05", run, h.resolve_precision("auto", device)).round(3)
 # A fifth of your lines (a seeded choice, the same for every run) is held out.
 
 # %%
-blend = h.build_corpus(enc, run.block_size, base_weight=0.5, input_dir=INPUT_DIR,
-                       test_fraction=h.HELD_OUT_LINES)
+blend = h.build_corpus(enc, run.block_size,
+                       h.TrainingText(base_weight=0.5, input_dir=INPUT_DIR, test_fraction=h.HELD_OUT_LINES))
 for stream in blend.train:
     print(f"{stream.name}: {len(stream):,} training tokens")
 print(f"held out: {blend.num_heldout_tokens:,} tokens of your lines")

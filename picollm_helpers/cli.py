@@ -34,31 +34,32 @@ import tempfile
 import time
 
 import torch
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .artefacts import artefact_path, provenance, write_json_atomically
-from .device import PRECISIONS, is_main_process, pick_device, resolve_precision, seed_everything
-from .studies import (CUSTOM_CORPUS, custom_data_sweep, kgram_comparison_table, kgram_design_comparison, runs_table,
-                      transformer_comparison, transformer_metrics_table)
-from .counts import VALIDATION_FRACTION, fit_count_models, mix_with_counts
+from .device import is_main_process, pick_device, resolve_precision, seed_everything
+from .studies import (CUSTOM_CORPUS, KVCacheTiming, SizeSweep, custom_data_sweep, kgram_comparison_table,
+                      kgram_design_comparison, runs_table, transformer_comparison, transformer_metrics_table)
+from .counts import fit_count_models, mix_with_counts
 from .heads import MIN_COUNT_PER_MILLION, VOCABULARIES, resolve_vocab, vocab_ids_for
-from .models import KGramMLPSeqModel, MODEL_FAMILIES, build_model, count_parameters, describe_vocabulary
-from .corpus import build_corpus
-from .sources import BASE_CORPORA, HELDOUT_WORK, resolve_data_path
+from .models import KGramConfig, MODEL_FAMILIES, build_model, count_parameters, describe_vocabulary
+from .corpus import TrainingText, build_corpus
+from .sources import HELDOUT_WORK, resolve_data_path
 from .parallel import (BACKENDS, DEFAULT_TIMEOUT_S, check_backend, launched_by_torchrun, launched_processes,
                        start_data_parallel, stop_data_parallel)
-from .presets import RUN_PRESETS, TRANSFORMER_PRESETS, InputError, TransformerConfig, get_run_preset, transformer_config
+from .presets import (DATA_FLAGS, EXPERIMENT_FLAGS, FIELD_DEFAULT, FLAG_GROUPS, MODEL_FLAGS, OUTPUT_FLAGS, RUN_PRESETS,
+                      TRAINING_FLAGS, TRANSFORMER_PRESETS, InputError, TransformerConfig, flag, get_run_preset,
+                      transformer_config)
 from .resume import TrainingStopped, open_resumable, resume_point, run_settings
-from .sampling import generate_text
+from .sampling import Decoding, generate_text
 from .speed import SpeedRun
 from .tokenizer import get_tokenizer
-from .training import (OPTIMIZERS, SCHEDULES, STARTER_RECIPE, Recipe, ReplayedRecipe, check_batch_split, epoch_losses,
-                       evaluate, evaluate_each, run_summary, train_model)
+from .training import (PACKED_CPU_BATCH, STARTER_BATCH, STARTER_RECIPE, Arithmetic, Budget, Checkpointing, Recipe,
+                       ReplayedRecipe, TrainingRun, check_batch_split, epoch_losses, evaluate, evaluate_each,
+                       run_summary, train_model)
 
 SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
-STARTER_BATCH = 16
-PACKED_CPU_BATCH = 8  # the recipe sweep (benchmarks/recipe_defaults.py): learned most per second on two CPU cores
 STARTER_EPOCHS = 3
 DEFAULT_COMPARISON_STEPS = 20  # the course notes compared the k-gram designs over 20 mini-batches
 
@@ -80,7 +81,136 @@ def count_or_auto(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"{text!r} is neither a whole number nor 'auto'") from None
 
 
+@dataclass(frozen=True)
+class CommandLine:
+    """The command's own flags: those that set no field of a run's description (the models to train and their
+    head, the window, the starter's epochs, the device and processes, what the samples continue, the metrics file
+    and the experiments). Every other flag is declared beside the field it sets."""
+
+    block_size: int = field(default=1024, metadata=flag(
+        "--block_size", group=DATA_FLAGS,
+        help="Tokens per training window (packed), or kept per example (--packing off); at least 2."))
+    packing: str | None = field(default=None, metadata=flag(
+        "--packing", group=DATA_FLAGS, choices=["on", "off"],
+        help="on: random windows of packed token streams, every position a target. off: the starter's one padded "
+             "example per line. Default: off for runs counted in epochs, else on."))
+    models: tuple = field(default=(), metadata=flag(
+        "--models", group=MODEL_FLAGS, nargs="+", default=["kgram", "lstm"], choices=list(MODEL_FAMILIES),
+        help="Which model families to train."))
+    vocab: str = field(default="auto", metadata=flag(
+        "--vocab", group=MODEL_FLAGS, choices=VOCABULARIES,
+        help="The models' embedding and output: all 50,257 GPT-2 ids, or the ids the training text uses "
+             "(--min_count times or more) plus one bucket for every other id. auto: the compact one for packed runs "
+             "on the CPU, where the head is most of a step, all ids elsewhere."))
+    min_count: int | str = field(default="auto", metadata=flag(
+        "--min_count", group=MODEL_FLAGS, type=count_or_auto,
+        help=f"With a compact head: how often an id must occur in the training text to be kept. auto: "
+             f"{MIN_COUNT_PER_MILLION} times per million training tokens (at least once)."))
+    counts: str = field(default="auto", metadata=flag(
+        "--counts", group=MODEL_FLAGS, choices=["auto", "on", "off"],
+        help="Mix each trained model with an n-gram count model of the same training text, p = w p_model + (1 - w) "
+             "p_counts, the count model's order and the weight w chosen on validation lines taken out of training "
+             "(--validation_fraction). auto: on for packed runs that train on the base corpus, whose text is large "
+             "enough to count; off: the model alone. The run reports the model alone beside the mixture."))
+    transformer_variant: str = field(default="GPT-oss", metadata=flag(
+        "--transformer_variant", group=MODEL_FLAGS, choices=list(TRANSFORMER_PRESETS),
+        help="Transformer preset used when 'transformer' is among --models."))
+    enable_transformer_gptoss: bool = field(default=False, metadata=flag(
+        "--enable_transformer_gptoss", group=MODEL_FLAGS, action="store_true",
+        help="Also train the GPT-oss Transformer (the course notes' flag)."))
+    num_epochs: int | None = field(default=None, metadata=flag(
+        "--num_epochs", group=TRAINING_FLAGS, help=f"The starter's epochs (default {STARTER_EPOCHS} in an epoch run)."))
+    max_steps_per_epoch: int | None = field(default=None, metadata=flag(
+        "--max_steps_per_epoch", group=TRAINING_FLAGS,
+        help="Stop each of the starter's epochs after this many optimizer steps."))
+    device_id: str = field(default="cuda:0", metadata=flag(
+        "--device_id", group=TRAINING_FLAGS,
+        help="Torch device; falls back to the CPU with a note when CUDA is absent. Under torchrun each process takes "
+             "its own GPU (or the CPU)."))
+    dist_backend: str = field(default="auto", metadata=flag(
+        "--dist_backend", group=TRAINING_FLAGS, choices=BACKENDS,
+        help="Under torchrun: how processes exchange gradients (auto: NCCL on GPUs, gloo on CPUs)."))
+    dist_timeout: float = field(default=DEFAULT_TIMEOUT_S, metadata=flag(
+        "--dist_timeout", group=TRAINING_FLAGS,
+        help="Under torchrun: seconds a process waits for the others before the run ends with an error."))
+    prompt: str = field(default="Once upon a", metadata=flag("--prompt", group=TRAINING_FLAGS,
+                                                             help="Text the samples continue."))
+    max_new_tokens: int = field(default=20, metadata=flag("--max_new_tokens", group=TRAINING_FLAGS,
+                                                          help="Tokens generated per sample."))
+    metrics_json: str | None = field(default=None, metadata=flag(
+        "--metrics_json", group=OUTPUT_FLAGS, metavar="PATH",
+        help="Write the run's held-out and training loss, steps, tokens, tokens/s, seconds, samples and full "
+             "configuration there as JSON."))
+    rerun: str | None = field(default=None, metadata=flag(
+        "--rerun", group=OUTPUT_FLAGS, metavar="PATH",
+        help="Train again the run that a --metrics_json file recorded: its flags (other flags are ignored, but for "
+             "this command's outputs), and, where it was budgeted in seconds, the steps it took at the learning "
+             "rates it took them at, so that on the same machine it ends with the same losses."))
+    collect_transformer_metrics: bool = field(default=False, metadata=flag(
+        "--collect_transformer_metrics", group=EXPERIMENT_FLAGS, action="store_true",
+        help="Train every Transformer preset (shrunk by --preset) and the LSTM on the same batches; write average "
+             "loss, tokens/s, wall seconds, parameters and the KV-cache speed-up at 200 new tokens to "
+             "artefacts/transformer_metrics.json."))
+    custom_sweep_log: str | None = field(default=None, metadata=flag(
+        "--custom_sweep_log", group=EXPERIMENT_FLAGS, metavar="PATH",
+        help="Run the corpus-size sweep of notebook 05 (LSTM and GPT-oss on 3, 63, 123 and 185 lines of "
+             "--input_dir) and write it to PATH, resuming an interrupted run."))
+    preset: str | None = field(default=None, metadata=flag(
+        "--preset", group=EXPERIMENT_FLAGS, choices=list(RUN_PRESETS),
+        help="Run preset sizing the experiments (default: $PICOLLM_PRESET, else cpu or gpu)."))
+
+
+# Where the flags are declared, in the order --help shows them within each group: each flag beside the field it sets.
+FLAG_SOURCES = (TrainingText, CommandLine, KGramConfig, TransformerConfig, Budget, TrainingRun, Recipe, Arithmetic,
+                Checkpointing)
+NUMBERS = {"int": int, "float": float}
+
+
+def declared_flags():
+    """(the field, its flag) of every flag, in FLAG_SOURCES' order."""
+    return [(item, item.metadata["flag"]) for source in FLAG_SOURCES for item in fields(source)
+            if "flag" in item.metadata]
+
+
+def flag_type(item):
+    """What a flag's text is read as, from its field's annotation: an int or a float where the field is one (or
+    None), else the text itself."""
+    return NUMBERS.get(str(item.type).split("|")[0].strip())
+
+
+def recipe_words(name: str, value) -> str:
+    if value is None:
+        return "off" if name == "grad_clip" else "a twentieth of the run"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def resolved_words(source, name: str) -> str:
+    """What a flag left to its automatic default becomes, for --help: a recipe flag, the bundle's recipe or the
+    starter's in an epoch run; the head, the batch and the number format, what they resolve to on this machine."""
+    if source is Recipe:
+        return (f" Not given: {recipe_words(name, getattr(Recipe(), name))} "
+                f"({recipe_words(name, getattr(STARTER_RECIPE, name))} in an epoch run, the starter's).")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    here = {"vocab": lambda: "the compact head" if resolve_vocab("auto", True, device) == "corpus" else "all ids",
+            "batch_size": lambda: str(resolve_batch_size(None, True, device)),
+            "precision": lambda: resolve_precision("auto", device)}
+    return f" On this machine ({device.type}), for a packed run: {here[name]()}." if name in here else ""
+
+
+def add_flag(group, item, declared: dict) -> None:
+    options = dict(declared["options"])
+    if "action" not in options and flag_type(item):
+        options.setdefault("type", flag_type(item))
+    if len(declared["names"]) > 1:
+        options["action"], options["dest"] = RememberFlag, declared["names"][0].lstrip("-")
+    default = item.default if declared["default"] == FIELD_DEFAULT else declared["default"]
+    owner = next(source for source in FLAG_SOURCES if item in fields(source))
+    group.add_argument(*declared["names"], default=default, help=declared["help"] + resolved_words(owner, item.name),
+                       **options)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The command line, built from the flags declared beside the fields they set."""
     parser = argparse.ArgumentParser(
         prog="pico-llm",
         description="Train small language models (k-gram MLP, LSTM, Transformer) on TinyStories and/or your "
@@ -89,161 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "Other runs use packed token streams and AdamW with warm-up and cosine decay.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    data = parser.add_argument_group("data")
-    data.add_argument("--input_files", nargs="*", default=[],
-                      help="Text files to train on, one example per line. A bare name not found here is looked "
-                           "up in the bundle's data/ folder (e.g. 3seqs.txt).")
-    data.add_argument("--input_dir", default=None, help="A folder whose *.txt files (recursively) are read "
-                                                         "like --input_files, e.g. data/custom_corpus.")
-    data.add_argument("--eval_files", nargs="*", default=None,
-                      help="Held-out text files, never trained on: the run reports its loss on them (default: "
-                           "The Winter's Tale, which no run trains on, when a packed run trains on the plays; "
-                           "give the flag alone for none).")
-    data.add_argument("--limit_custom_examples", type=int, default=None,
-                      help="Keep only the first N lines of --input_files/--input_dir.")
-    data.add_argument("--base_corpus", choices=BASE_CORPORA, default=None,
-                      help="What every run trains on besides your own text: the public-domain plays the bundle ships "
-                           "(the default; the same offline), or TinyStories from the Hugging Face hub or "
-                           "--tinystories_path (the default when that is given; the plays when the hub is out of "
-                           "reach).")
-    data.add_argument("--base_weight", "--tinystories_weight", dest="base_weight", type=float, default=0.5,
-                      action=RememberFlag,
-                      help="Share of training windows (or draws) from the base corpus, the rest from "
-                           "--input_files/--input_dir; 0 trains on your own text alone. --tinystories_weight is the "
-                           "starter's name for it.")
-    data.add_argument("--tinystories_stories", type=int, default=20_000,
-                      help="How many TinyStories stories to stream from the Hugging Face hub.")
-    data.add_argument("--tinystories_path", default=None,
-                      help="A local TinyStories file (.txt with <|endoftext|> separators or one story a line, "
-                           ".jsonl or .parquet with a 'text' field) used instead of the hub.")
-    data.add_argument("--block_size", type=int, default=1024,
-                      help="Tokens per training window (packed), or kept per example (--packing off); at least 2.")
-    data.add_argument("--test_fraction", type=float, default=0.0,
-                      help="Fraction of each source's examples (lines, stories) held out, by a seeded choice.")
-    data.add_argument("--validation_fraction", type=float, default=VALIDATION_FRACTION,
-                      help="With --counts: the share of the training examples (lines, stories) taken out of training "
-                           "to choose the count model and its weight on (never the held-out text).")
-    data.add_argument("--packing", choices=["on", "off"], default=None,
-                      help="on: random windows of packed token streams, every position a target. off: the "
-                           "starter's one padded example per line. Default: off for runs counted in epochs, else on.")
-
-    models = parser.add_argument_group("models")
-    models.add_argument("--models", nargs="+", default=["kgram", "lstm"], choices=list(MODEL_FAMILIES),
-                        help="Which model families to train.")
-    models.add_argument("--vocab", choices=VOCABULARIES, default="auto",
-                        help="The models' embedding and output: all 50,257 GPT-2 ids, or the ids the training text "
-                             "uses (--min_count times or more) plus one bucket for every other id. auto: the compact "
-                             "one for packed runs on the CPU, where the head is most of a step, all ids elsewhere.")
-    models.add_argument("--min_count", type=count_or_auto, default="auto",
-                        help="With a compact head: how often an id must occur in the training text to be kept. auto: "
-                             f"{MIN_COUNT_PER_MILLION} times per million training tokens (at least once).")
-    models.add_argument("--counts", choices=["auto", "on", "off"], default="auto",
-                        help="Mix each trained model with an n-gram count model of the same training text, "
-                             "p = w p_model + (1 - w) p_counts, the count model's order and the weight w chosen on "
-                             "validation lines taken out of training (--validation_fraction). auto: on for packed runs "
-                             "that train on the base corpus, whose text is large enough to count; off: the model "
-                             "alone. The run reports the model alone beside the mixture.")
-    models.add_argument("--embed_size", type=int, default=1024, help="Embedding (and hidden) size of the k-gram "
-                                                                     "MLP and the LSTM.")
-    models.add_argument("--kgram_k", type=int, default=3, help="Context tokens the k-gram MLP sees.")
-    models.add_argument("--kgram_chunk_size", type=int, default=1024,
-                        help="Positions the k-gram MLP processes at once (bounds its peak memory).")
-    models.add_argument("--kgram_variant", default="embedding", choices=[*KGramMLPSeqModel.VARIANTS, "compare"],
-                        help="The k-gram MLP's input design; 'compare' trains all three alike, times the "
-                             "starter's loop, prints the table and writes artefacts/kgram_comparison.json.")
-    models.add_argument("--num_inner_mlp_layers", type=int, default=1, help="Hidden Linear+SiLU blocks of the "
-                                                                            "k-gram MLP.")
-    models.add_argument("--transformer_variant", default="GPT-oss", choices=list(TRANSFORMER_PRESETS),
-                        help="Transformer preset used when 'transformer' is among --models.")
-    models.add_argument("--d_model", type=int, default=None, help="Resize the Transformer preset: model width.")
-    models.add_argument("--n_blocks", type=int, default=None, help="Resize the Transformer preset: blocks.")
-    models.add_argument("--n_heads", type=int, default=None, help="Resize the Transformer preset: attention heads.")
-    models.add_argument("--d_ff", type=int, default=None,
-                        help="Resize the Transformer preset: feed-forward width (default: the preset's ratio "
-                             "to d_model).")
-    models.add_argument("--enable_transformer_gptoss", action="store_true",
-                        help="Also train the GPT-oss Transformer (the course notes' flag).")
-
-    training = parser.add_argument_group("training (defaults: the bundle's recipe; the starter's for epoch runs)")
-    training.add_argument("--max_steps", type=int, default=None, help="Train for this many optimizer steps.")
-    training.add_argument("--train_seconds", type=float, default=None,
-                          help="Train until this many seconds of training have passed (evaluation not counted).")
-    training.add_argument("--num_epochs", type=int, default=None,
-                          help=f"The starter's epochs (default {STARTER_EPOCHS} in an epoch run).")
-    training.add_argument("--max_steps_per_epoch", type=int, default=None,
-                          help="Stop each of the starter's epochs after this many optimizer steps.")
-    training.add_argument("--batch_size", type=int, default=None,
-                          help=f"Windows (or examples) per step, the global batch under torchrun (default: "
-                               f"{PACKED_CPU_BATCH} for packed runs on the CPU, where the recipe sweep found them to "
-                               f"learn most per second, else the starter's {STARTER_BATCH}).")
-    training.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
-                          help="adamw (weight decay on matrices only) or adam (the starter's).")
-    training.add_argument("--learning_rate", type=float, default=None,
-                          help=f"Peak learning rate (default {Recipe().learning_rate:g}; the starter's "
-                               f"{STARTER_RECIPE.learning_rate:g}).")
-    training.add_argument("--schedule", choices=SCHEDULES, default=None,
-                          help="cosine: warm-up, then cosine decay to a tenth of the peak. constant: the starter's.")
-    training.add_argument("--warmup_steps", type=int, default=None,
-                          help="Linear warm-up steps (default: a twentieth of the run; 0 in an epoch run).")
-    training.add_argument("--weight_decay", type=float, default=None,
-                          help=f"AdamW weight decay (default {Recipe().weight_decay:g}; 0 in an epoch run).")
-    training.add_argument("--grad_clip", type=float, default=None,
-                          help=f"Clip the gradient norm to this (default {Recipe().grad_clip:g}); 0 turns it off "
-                               "(the default in an epoch run).")
-    training.add_argument("--grad_accum_steps", type=int, default=1,
-                          help="Split each batch into this many micro-batches whose gradients add up: the same "
-                               "step in less memory.")
-    training.add_argument("--precision", choices=PRECISIONS, default="auto",
-                          help="Number format: auto is bf16 on CUDA GPUs that have it, fp16 (with a gradient "
-                               "scaler) on those that do not, fp32 on the CPU and MPS.")
-    training.add_argument("--compile", action="store_true",
-                          help="Compile the training step with torch.compile (falls back with a note where it "
-                               "fails).")
-    training.add_argument("--seed", type=int, default=0, help="Seeds data draws, weights and samples.")
-    training.add_argument("--device_id", default="cuda:0",
-                          help="Torch device; falls back to the CPU with a note when CUDA is absent. Under "
-                               "torchrun each process takes its own GPU (or the CPU).")
-    training.add_argument("--dist_backend", choices=BACKENDS, default="auto",
-                          help="Under torchrun: how processes exchange gradients (auto: NCCL on GPUs, gloo on CPUs).")
-    training.add_argument("--dist_timeout", type=float, default=DEFAULT_TIMEOUT_S,
-                          help="Under torchrun: seconds a process waits for the others before the run ends with an "
-                               "error.")
-    training.add_argument("--prompt", default="Once upon a", help="Text the samples continue.")
-    training.add_argument("--max_new_tokens", type=int, default=20, help="Tokens generated per sample.")
-
-    outputs = parser.add_argument_group("outputs")
-    outputs.add_argument("--save_checkpoint", metavar="PATH", default=None,
-                         help="Save the model and its training state there at the end, every --checkpoint_every "
-                              "steps, and when Ctrl-C or SIGTERM stops the run (load the model with "
-                              "picollm_helpers.load_checkpoint; go on with --resume); with several models, one file "
-                              "each, named PATH's stem plus the model's name.")
-    outputs.add_argument("--checkpoint_every", metavar="N", type=int, default=None,
-                         help="Also write the checkpoint every N optimizer steps, atomically: a run killed at any "
-                              "moment leaves its last checkpoint whole.")
-    outputs.add_argument("--resume", metavar="PATH", default=None,
-                         help="Go on with an interrupted run from its checkpoint: give the same command plus "
-                              "--resume PATH. Checkpoints go on being written to --save_checkpoint, or to PATH itself "
-                              "when --save_checkpoint is not given. With several --models, each goes on from its own "
-                              "file (named as --save_checkpoint names them); one without a file yet starts afresh.")
-    outputs.add_argument("--metrics_json", metavar="PATH", default=None,
-                         help="Write the run's held-out and training loss, steps, tokens, tokens/s, seconds, "
-                              "samples and full configuration there as JSON.")
-    outputs.add_argument("--rerun", metavar="PATH", default=None,
-                         help="Train again the run that a --metrics_json file recorded: its flags (other flags are "
-                              "ignored, but for this command's outputs), and, where it was budgeted in seconds, the "
-                              "steps it took at the learning rates it took them at, so that on the same machine it "
-                              "ends with the same losses.")
-
-    experiments = parser.add_argument_group("experiments (each writes a measured artefact)")
-    experiments.add_argument("--collect_transformer_metrics", action="store_true",
-                             help="Train every Transformer preset (shrunk by --preset) and the LSTM on the same "
-                                  "batches; write average loss, tokens/s, wall seconds, parameters and the KV-cache "
-                                  "speed-up at 200 new tokens to artefacts/transformer_metrics.json.")
-    experiments.add_argument("--custom_sweep_log", metavar="PATH",
-                             help="Run the corpus-size sweep of notebook 05 (LSTM and GPT-oss on 3, 63, 123 and "
-                                  "185 lines of --input_dir) and write it to PATH, resuming an interrupted run.")
-    experiments.add_argument("--preset", choices=list(RUN_PRESETS), default=None,
-                             help="Run preset sizing the experiments (default: $PICOLLM_PRESET, else cpu or gpu).")
+    groups = {title: parser.add_argument_group(title) for title in FLAG_GROUPS}
+    for item, declared in declared_flags():
+        add_flag(groups[declared["group"]], item, declared)
     return parser
 
 
@@ -308,13 +286,13 @@ def check_paths(args) -> None:
             fail(f"{path} is a folder: pass folders with --input_dir, files with --input_files or --eval_files.")
     if args.input_dir:
         resolve_data_path(args.input_dir)
-    for flag in ("save_checkpoint", "resume", "metrics_json", "custom_sweep_log"):
-        path = getattr(args, flag)
+    for name in ("save_checkpoint", "resume", "metrics_json", "custom_sweep_log"):
+        path = getattr(args, name)
         if path is not None and Path(path).is_dir():
-            fail(f"--{flag} {path} is a folder: give a file path, e.g. {Path(path) / 'run.pt'}.")
-    for flag in ("save_checkpoint", "metrics_json", "custom_sweep_log"):
-        if getattr(args, flag) is not None:
-            check_writable(flag, Path(getattr(args, flag)))
+            fail(f"--{name} {path} is a folder: give a file path, e.g. {Path(path) / 'run.pt'}.")
+    for name in ("save_checkpoint", "metrics_json", "custom_sweep_log"):
+        if getattr(args, name) is not None:
+            check_writable(name, Path(getattr(args, name)))
 
 
 def check_writable(flag: str, path: Path) -> None:
@@ -458,23 +436,56 @@ def model_label(family: str, args) -> str:
     return args.transformer_variant if family == "transformer" else family
 
 
-def run_budget(plan: RunPlan, corpus, batch_size: int) -> dict:
+def run_budget(plan: RunPlan, corpus, batch_size: int) -> Budget:
     """train_model's budget: the steps of the starter's epochs, the steps or seconds asked for, or one
     pass over the training tokens."""
     if plan.counted_in_epochs:
         per_epoch = plan.steps_per_epoch or math.ceil(corpus.num_train / batch_size)
-        return {"max_steps": plan.num_epochs * per_epoch, "steps_per_epoch": per_epoch}
+        return Budget(max_steps=plan.num_epochs * per_epoch, steps_per_epoch=per_epoch)
     if plan.max_steps is not None or plan.train_seconds is not None:
-        return {"max_steps": plan.max_steps, "train_seconds": plan.train_seconds}
+        return Budget(max_steps=plan.max_steps, train_seconds=plan.train_seconds)
     tokens_per_step = batch_size * corpus.block_size
-    return {"max_steps": max(1, math.ceil(corpus.num_train_tokens / tokens_per_step)) if corpus.packed
-            else math.ceil(corpus.num_train / batch_size)}
+    return Budget(max_steps=max(1, math.ceil(corpus.num_train_tokens / tokens_per_step)) if corpus.packed
+                  else math.ceil(corpus.num_train / batch_size))
 
 
-def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, vocab_ids, counting: Counting | None,
-                     resume_from: Path | None = None) -> dict:
+def training_run(args, plan: RunPlan, corpus, label: str, counting: Counting | None = None,
+                 resume_from: Path | None = None) -> TrainingRun:
+    """The run the flags describe for one model: its budget (a recorded one's steps and rates, with --rerun; the
+    seconds spent fitting count models taken out of a budget in seconds), recipe, arithmetic and checkpoints."""
+    budget, recipe = run_budget(plan, corpus, args.batch_size), plan.recipe
+    if plan.replay is not None:
+        budget, recipe = plan.replay.budget_and_recipe(label, budget, recipe)
+    if counting is not None and budget.train_seconds:
+        budget = replace(budget, seconds_spent=counting.seconds)
+    base = checkpoint_base(args)
+    return TrainingRun(budget=budget, batch_size=args.batch_size, seed=args.seed, recipe=recipe,
+                       checkpointing=Checkpointing(path=checkpoint_path(base, args, label) if base else None,
+                                                   every=args.checkpoint_every, resume_from=resume_from,
+                                                   metadata={"trained_on": corpus.trained_on}),
+                       arithmetic=Arithmetic(precision=args.precision, grad_accum_steps=args.grad_accum_steps,
+                                             compile=args.compile))
+
+
+@dataclass(frozen=True)
+class Command:
+    """What every model of one command shares: its flags, their plan, the corpus, the tokenizer, the device, the
+    head's kept ids (None: all of GPT-2's) and the count models it mixes with (None: none)."""
+
+    args: argparse.Namespace
+    plan: RunPlan
+    corpus: object
+    enc: object
+    device: torch.device
+    vocab_ids: list[int] | None = None
+    counting: Counting | None = None
+
+
+def train_and_report(family: str, command: Command, resume_from: Path | None = None) -> dict:
     """Train one family (going on from `resume_from` when given), mix it with counts when the plan says so, print
     its losses and samples; what --metrics_json stores of it."""
+    args, plan, corpus, enc, device = command.args, command.plan, command.corpus, command.enc, command.device
+    vocab_ids, counting = command.vocab_ids, command.counting
     seed_everything(args.seed)
     model = build_model(family, **model_config(family, args, enc.n_vocab), vocab_ids=vocab_ids).to(device)
     label = model_label(family, args)
@@ -482,18 +493,11 @@ def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, voca
             else f"{corpus.num_train} training sequences of {corpus.trained_on}")
     say(f"\n== {label}: {count_parameters(model):,} parameters, vocabulary {describe_vocabulary(model)}, "
           f"{data}, device {device}")
-    budget, recipe = run_budget(plan, corpus, args.batch_size), plan.recipe
-    if plan.replay is not None:
-        budget, recipe = plan.replay.budget_and_recipe(label, budget, recipe)
-    checkpoint = checkpoint_path(checkpoint_base(args), args, label) if checkpoint_base(args) else None
+    run = training_run(args, plan, corpus, label, counting, resume_from)
     if resume_from is not None:
         say(f"going on from {resume_from}")
-    spent = counting.seconds if counting and budget.get("train_seconds") else 0.0
-    history = train_model(model, corpus, batch_size=args.batch_size, recipe=recipe, seed=args.seed,
-                          precision=args.precision, grad_accum_steps=args.grad_accum_steps, compile=args.compile,
-                          name=label, checkpoint_path=checkpoint, checkpoint_every=args.checkpoint_every,
-                          resume_from=resume_from, checkpoint_metadata={"trained_on": corpus.trained_on},
-                          seconds_spent=spent, **budget)
+    history = train_model(model, corpus, run, name=label)
+    spent = run.budget.seconds_spent
     if plan.counted_in_epochs:
         for epoch, loss in epoch_losses(history).items():
             say(f"epoch {epoch}: loss {loss:.4f}")
@@ -506,17 +510,17 @@ def train_and_report(family: str, args, plan: RunPlan, corpus, enc, device, voca
     say(f"samples from {args.prompt!r}{' (the model mixed with counts)' if counting else ''}:")
     samples = {}
     for setting, top_p in SAMPLE_SETTINGS if is_main_process() else ():
-        samples[setting] = generate_text(answer, enc, args.prompt, args.max_new_tokens, top_p=top_p, seed=args.seed,
-                                         precision=summary["precision"])
+        samples[setting] = generate_text(answer, enc, args.prompt, args.max_new_tokens, Decoding(top_p=top_p),
+                                         seed=args.seed, precision=summary["precision"])
         say(f"  {setting:<11} {samples[setting]!r}")
     report = {**summary, "samples": samples, "model": {"family": family, "parameters": count_parameters(model),
                                                        "vocabulary": describe_vocabulary(model), **model.config}}
     if summary["heldout_loss"] is not None:
         report.update(report_heldout(model, answer, corpus, summary))
-    if budget.get("train_seconds") or isinstance(recipe, ReplayedRecipe):  # what --rerun needs to take the same steps
+    if run.budget.train_seconds or isinstance(run.recipe, ReplayedRecipe):  # what --rerun needs to take the same steps
         report["learning_rates"] = history["learning_rate"].tolist()
-    if checkpoint is not None:
-        say(f"saved {checkpoint}")
+    if run.checkpointing.path is not None:
+        say(f"saved {run.checkpointing.path}")
     return report
 
 
@@ -592,15 +596,23 @@ def default_eval_files(args, plan: RunPlan) -> list:
     return [HELDOUT_WORK] if plan.packing and trains_on_plays else []
 
 
+def training_text(args, plan: RunPlan) -> TrainingText:
+    """What the flags ask to train on and hold out (the validation lines only where the run mixes with counts)."""
+    return TrainingText(base_corpus=base_corpus_name(args), base_weight=args.base_weight,
+                        tinystories_stories=args.tinystories_stories, tinystories_path=args.tinystories_path,
+                        input_files=tuple(args.input_files), input_dir=args.input_dir,
+                        limit_custom_examples=args.limit_custom_examples, test_fraction=args.test_fraction,
+                        seed=args.seed, eval_files=tuple(default_eval_files(args, plan)),
+                        validation_fraction=args.validation_fraction if plan.counts else 0.0)
+
+
 def resume_points(args, plan: RunPlan, corpus, enc, vocab_ids) -> dict[str, Path | None]:
     """The checkpoint each model goes on from (None: from the beginning), every one read and checked against
     the model and settings of this run before any model trains, so that a bad one stops it with nothing written."""
     if not args.resume:
         return {}
-    budget = run_budget(plan, corpus, args.batch_size)
-    settings = run_settings(corpus, batch_size=args.batch_size, seed=args.seed, recipe=plan.recipe,
-                            max_steps=budget["max_steps"], train_seconds=budget.get("train_seconds"),
-                            steps_per_epoch=budget.get("steps_per_epoch"))
+    settings = run_settings(corpus, TrainingRun(budget=run_budget(plan, corpus, args.batch_size),
+                                                batch_size=args.batch_size, seed=args.seed, recipe=plan.recipe))
     trained = [family for family in args.models if not compares_kgram_designs(family, args)]
     points = {family: resume_point(checkpoint_path(args.resume, args, model_label(family, args))) for family in trained}
     for family, path in points.items():
@@ -692,14 +704,14 @@ class Replay:
             setattr(flags, name, getattr(given, name))
         return flags
 
-    def budget_and_recipe(self, label: str, budget: dict, recipe: Recipe) -> tuple[dict, Recipe]:
+    def budget_and_recipe(self, label: str, budget: Budget, recipe: Recipe) -> tuple[Budget, Recipe]:
         """Where the recorded run was budgeted in seconds, the steps it took at the rates it took them at; else
         the flags' own budget, which takes the same steps again."""
         record = self.runs.get(label) or (next(iter(self.runs.values())) if len(self.runs) == 1 else {})
         rates = record.get("learning_rates")
         if not rates:
             return budget, recipe
-        return {"max_steps": len(rates)}, ReplayedRecipe(**asdict(recipe), rates=tuple(rates))
+        return Budget(max_steps=len(rates)), ReplayedRecipe(**asdict(recipe), rates=tuple(rates))
 
 
 def write_metrics(args, plan: RunPlan, device, runs: dict) -> None:
@@ -724,10 +736,11 @@ def compare_kgram_designs(args, plan: RunPlan, corpus, enc, device) -> None:
     """The three k-gram designs on identical settings, and the starter's loop, as in notebook 02."""
     per_epoch = plan.steps_per_epoch or DEFAULT_COMPARISON_STEPS
     steps = plan.max_steps or (plan.num_epochs or 1) * per_epoch
-    artefact = kgram_design_comparison(
-        corpus, enc.n_vocab, preset="command line", device=device, k=args.kgram_k, embed_size=args.embed_size,
-        num_inner_layers=args.num_inner_mlp_layers, recipe=plan.recipe, batch_size=args.batch_size, steps=steps,
-        seed=args.seed, data=corpus.trained_on)
+    design = KGramConfig(vocab_size=enc.n_vocab, k=args.kgram_k, embed_size=args.embed_size,
+                         num_inner_layers=args.num_inner_mlp_layers)
+    run = TrainingRun(budget=Budget(max_steps=steps), batch_size=args.batch_size, seed=args.seed, recipe=plan.recipe)
+    artefact = kgram_design_comparison(corpus, design, run, preset="command line", device=device,
+                                       data=corpus.trained_on)
     say(f"\n== k-gram designs, {steps} steps each (batch {args.batch_size})")
     say(kgram_comparison_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
     say(f"wrote {artefact_path('kgram_comparison')}")
@@ -738,11 +751,11 @@ def collect_transformer_metrics(args, plan: RunPlan, corpus, enc, device) -> Non
     run = get_run_preset(args.preset)
     steps = plan.max_steps or (plan.num_epochs or 1) * (plan.steps_per_epoch or run.train_steps)
     lstm = ("lstm", dict(vocab_size=enc.n_vocab, embed_size=run.embed_size, hidden_size=run.embed_size))
-    artefact = transformer_comparison(
-        corpus, enc.n_vocab, preset=run.name, device=device, scale=run.transformer_scale, steps=steps,
-        batch_size=args.batch_size, recipe=plan.recipe, seed=args.seed,
-        vocab_ids=corpus_vocab_ids(args, plan, corpus, device),
-        baselines={"LSTM": lstm}, prompt_ids=enc.encode(args.prompt), data=corpus.trained_on)
+    training = TrainingRun(budget=Budget(max_steps=steps), batch_size=args.batch_size, seed=args.seed,
+                           recipe=plan.recipe)
+    artefact = transformer_comparison(corpus, training, preset=run.name, device=device, scale=run.transformer_scale,
+                                      vocab_ids=corpus_vocab_ids(args, plan, corpus, device), baselines={"LSTM": lstm},
+                                      cache=KVCacheTiming(prompt_ids=tuple(enc.encode(args.prompt))))
     say(f"\n== Transformer presets ({run.name} scale {run.transformer_scale or 'full size'}), {steps} steps each")
     say(transformer_metrics_table(artefact).to_string(float_format=lambda x: f"{x:,.3f}"))
     say(f"wrote {artefact_path('transformer_metrics')}")
@@ -751,8 +764,8 @@ def collect_transformer_metrics(args, plan: RunPlan, corpus, enc, device) -> Non
 def run_custom_sweep(args, enc, device) -> None:
     """Notebook 05's corpus-size sweep on --input_dir, logged to --custom_sweep_log."""
     run = get_run_preset(args.preset)
-    artefact = custom_data_sweep(enc, run, device=device, input_dir=args.input_dir or CUSTOM_CORPUS,
-                                 prompt=args.prompt, seed=args.seed, path=args.custom_sweep_log)
+    sweep = SizeSweep(prompt=args.prompt, seed=args.seed, input_dir=args.input_dir or CUSTOM_CORPUS)
+    artefact = custom_data_sweep(enc, run, sweep, device=device, path=args.custom_sweep_log)
     say(runs_table(artefact)[["model", "sequences", "final_loss", "tokens_per_s"]].to_string(index=False))
     say(f"wrote {args.custom_sweep_log}")
 
@@ -787,12 +800,7 @@ def main(argv=None) -> int:
         device = training_device(args, plan)
         enc = get_tokenizer()
         seed_everything(args.seed)
-        corpus = build_corpus(
-            enc, args.block_size, packing=plan.packing, base_corpus=base_corpus_name(args), base_weight=args.base_weight,
-            tinystories_stories=args.tinystories_stories, tinystories_path=args.tinystories_path,
-            input_files=args.input_files, input_dir=args.input_dir, eval_files=default_eval_files(args, plan),
-            limit_custom_examples=args.limit_custom_examples, test_fraction=args.test_fraction, seed=args.seed,
-            **({"validation_fraction": args.validation_fraction} if plan.counts else {}))
+        corpus = build_corpus(enc, args.block_size, training_text(args, plan), packing=plan.packing)
         if args.collect_transformer_metrics or args.custom_sweep_log:
             if args.collect_transformer_metrics:
                 collect_transformer_metrics(args, plan, corpus, enc, device)
@@ -803,13 +811,13 @@ def main(argv=None) -> int:
         resumes = resume_points(args, plan, corpus, enc, vocab_ids)
         trains = any(not compares_kgram_designs(family, args) for family in args.models)
         counting = Counting(corpus) if plan.counts and trains else None
+        command = Command(args, plan, corpus, enc, device, vocab_ids, counting)
         runs = {}
         for family in args.models:
             if compares_kgram_designs(family, args):
                 compare_kgram_designs(args, plan, corpus, enc, device)
             else:
-                runs[model_label(family, args)] = train_and_report(family, args, plan, corpus, enc, device,
-                                                                   vocab_ids, counting, resumes.get(family))
+                runs[model_label(family, args)] = train_and_report(family, command, resumes.get(family))
         if args.metrics_json and runs:
             write_metrics(args, plan, device, runs)
     except TrainingStopped as stopped:

@@ -24,16 +24,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .presets import InputError
-from .sources import (HELDOUT_WORK, TextSource, base_corpus_source, check_base_corpus, note, own_text_files,
-                      own_text_source, read_text_file, resolve_data_path)
+from .presets import DATA_FLAGS, InputError, flag
+from .sources import (BASE_CORPORA, HELDOUT_WORK, TextSource, base_corpus_source, check_base_corpus, note,
+                      own_text_files, own_text_source, read_text_file, resolve_data_path)
 from .tokens import count_characters, tokenize_source
 
 
@@ -211,29 +211,82 @@ def training_sources(base_corpus: str, base_weight: float, tinystories_stories: 
     return sources
 
 
-def build_packed_corpus(enc, block_size: int, *, base_corpus: str = "plays", base_weight: float = 0.5,
-                        tinystories_stories: int = 20_000, tinystories_path=None, input_files=(), input_dir=None,
-                        limit_custom_examples=None, test_fraction: float = 0.0, seed: int = 0,
-                        eval_files=(), validation_fraction: float = 0.0) -> PackedCorpus:
+VALIDATION_FRACTION = 0.02  # of the training examples, taken out to choose a count model's mixture on
+
+
+@dataclass(frozen=True)
+class TrainingText:
+    """What a corpus is made of, the defaults in one place: the base corpus ("plays", the bundle's, or
+    "tinystories", from the hub or `tinystories_path`) and its share of the training draws, your own text
+    (`input_files`, the *.txt files of `input_dir`, the first `limit_custom_examples` lines of them), and what is
+    kept out of training: a seeded `test_fraction` of every source's examples, every line of `eval_files`, and (packed
+    corpora) a seeded `validation_fraction` of the training examples, to choose settings on."""
+
+    input_files: tuple = field(default=(), metadata=flag(
+        "--input_files", group=DATA_FLAGS, nargs="*", default=[],
+        help="Text files to train on, one example per line. A bare name not found here is looked up in the bundle's "
+             "data/ folder (e.g. 3seqs.txt)."))
+    input_dir: str | None = field(default=None, metadata=flag(
+        "--input_dir", group=DATA_FLAGS,
+        help="A folder whose *.txt files (recursively) are read like --input_files, e.g. data/custom_corpus."))
+    eval_files: tuple = field(default=(), metadata=flag(
+        "--eval_files", group=DATA_FLAGS, nargs="*", default=None,
+        help="Held-out text files, never trained on: the run reports its loss on them (default: The Winter's Tale, "
+             "which no run trains on, when a packed run trains on the plays; give the flag alone for none)."))
+    limit_custom_examples: int | None = field(default=None, metadata=flag(
+        "--limit_custom_examples", group=DATA_FLAGS, help="Keep only the first N lines of --input_files/--input_dir."))
+    base_corpus: str = field(default="plays", metadata=flag(
+        "--base_corpus", group=DATA_FLAGS, choices=BASE_CORPORA, default=None,
+        help="What every run trains on besides your own text: the public-domain plays the bundle ships (the default; "
+             "the same offline), or TinyStories from the Hugging Face hub or --tinystories_path (the default when "
+             "that is given; the plays when the hub is out of reach)."))
+    base_weight: float = field(default=0.5, metadata=flag(
+        "--base_weight", "--tinystories_weight", group=DATA_FLAGS,
+        help="Share of training windows (or draws) from the base corpus, the rest from --input_files/--input_dir; 0 "
+             "trains on your own text alone. --tinystories_weight is the starter's name for it."))
+    tinystories_stories: int = field(default=20_000, metadata=flag(
+        "--tinystories_stories", group=DATA_FLAGS, help="How many TinyStories stories to stream from the Hugging Face "
+                                                        "hub."))
+    tinystories_path: str | None = field(default=None, metadata=flag(
+        "--tinystories_path", group=DATA_FLAGS,
+        help="A local TinyStories file (.txt with <|endoftext|> separators or one story a line, .jsonl or .parquet "
+             "with a 'text' field) used instead of the hub."))
+    test_fraction: float = field(default=0.0, metadata=flag(
+        "--test_fraction", group=DATA_FLAGS,
+        help="Fraction of each source's examples (lines, stories) held out, by a seeded choice."))
+    validation_fraction: float = field(default=0.0, metadata=flag(
+        "--validation_fraction", group=DATA_FLAGS, default=VALIDATION_FRACTION,
+        help="With --counts: the share of the training examples (lines, stories) taken out of training to choose the "
+             "count model and its weight on (never the held-out text)."))
+    seed: int = 0
+
+    def sources(self):
+        """(source, weight) of every text to read: the base corpus and your own."""
+        own = own_text_source(self.input_files, self.input_dir, self.limit_custom_examples)
+        return training_sources(self.base_corpus, self.base_weight, self.tinystories_stories, self.tinystories_path,
+                                own), own
+
+
+def build_packed_corpus(enc, block_size: int, text: TrainingText) -> PackedCorpus:
     """Every source asked for as a packed stream, with a seeded held-out choice of whole examples from each,
     and the eval files held out whole. A source whose weight is 0 trains nothing but still gives its
     held-out examples. `validation_fraction` of each training source's other examples (a seeded choice)
     is taken out of training too, as validation text to choose settings on."""
     check_block_size(block_size)
-    own = own_text_source(input_files, input_dir, limit_custom_examples)
+    sources, _ = text.sources()
     train, weights, heldout, validation = [], [], [], []
-    for source, weight in training_sources(base_corpus, base_weight, tinystories_stories, tinystories_path, own):
+    for source, weight in sources:
         tokenized = tokenize_source(enc, source)
-        chosen = heldout_choice(len(tokenized), test_fraction, seed)
+        chosen = heldout_choice(len(tokenized), text.test_fraction, text.seed)
         if weight > 0:
-            validating = validation_choice(~chosen, validation_fraction, seed)
+            validating = validation_choice(~chosen, text.validation_fraction, text.seed)
             train.append(TokenStream(source.name, tokenized.select(~chosen & ~validating)))
             weights.append(weight)
             if validating.any():
                 validation.append(heldout_stream(enc, f"{source.name} (validation)", tokenized.select(validating)))
         if chosen.any():
             heldout.append(heldout_stream(enc, f"{source.name} (held out)", tokenized.select(chosen)))
-    heldout += eval_streams(enc, eval_files, own_text_files(input_files, input_dir))
+    heldout += eval_streams(enc, text.eval_files, own_text_files(text.input_files, text.input_dir))
     return PackedCorpus(train, weights, heldout, block_size, validation)
 
 
@@ -395,33 +448,29 @@ def source_lines(source: TextSource) -> list[str]:
     return [line.strip() for text in source.documents for line in text.splitlines() if line.strip()]
 
 
-def build_example_corpus(enc, block_size: int, *, base_corpus: str = "plays", base_weight: float = 0.5,
-                         tinystories_stories: int = 20_000, tinystories_path=None, input_files=(), input_dir=None,
-                         limit_custom_examples=None, test_fraction: float = 0.0, seed: int = 0,
-                         eval_files=()) -> ExampleCorpus:
+def build_example_corpus(enc, block_size: int, text: TrainingText) -> ExampleCorpus:
     """Every source asked for, one sequence per example; each source split into train and test alike,
     and every line of the eval files held out too."""
     check_block_size(block_size)
-    own = own_text_source(input_files, input_dir, limit_custom_examples)
+    sources, own = text.sources()
     sequences, trained_on = {"base": [], "own": []}, []
-    for source, weight in training_sources(base_corpus, base_weight, tinystories_stories, tinystories_path, own):
+    for source, weight in sources:
         sequences["own" if source is own else "base"] = tokenize(source_lines(source), enc, block_size)
         trained_on += [source.name] if weight > 0 else []
-    train_base, test_base = split_train_test(sequences["base"], test_fraction, seed)
-    train_own, test_own = split_train_test(sequences["own"], test_fraction, seed)
-    eval_lines = [line.strip() for path in eval_files or ()
+    train_base, test_base = split_train_test(sequences["base"], text.test_fraction, text.seed)
+    train_own, test_own = split_train_test(sequences["own"], text.test_fraction, text.seed)
+    eval_lines = [line.strip() for path in text.eval_files or ()
                   for line in read_text_file(path, allow_empty=True).splitlines() if line.strip()]
     test_own += tokenize(eval_lines, enc, block_size)
     targets = [np.asarray(seq[1:], dtype=np.int64) for seq in test_base + test_own]
     characters = count_characters(enc, np.concatenate(targets)) if targets else 0
-    return ExampleCorpus(train_base, train_own, test_base, test_own, base_weight, block_size, characters,
+    return ExampleCorpus(train_base, train_own, test_base, test_own, text.base_weight, block_size, characters,
                          " + ".join(trained_on))
 
 
-def build_corpus(enc, block_size: int, *, packing: bool = True, **sources):
-    """The training corpus: packed token streams (the default), or the starter's one padded example
-    per line or story (`packing=False`, which the course notes' runs use). Keyword arguments as
-    build_packed_corpus; `eval_files` works with both."""
+def build_corpus(enc, block_size: int, text: TrainingText = TrainingText(), *, packing: bool = True):
+    """The training corpus of `text` (the plays, by default): packed token streams (the default), or the starter's
+    one padded example per line or story (`packing=False`, which the course notes' runs use)."""
     if packing:
-        return build_packed_corpus(enc, block_size, **sources)
-    return build_example_corpus(enc, block_size, **sources)
+        return build_packed_corpus(enc, block_size, text)
+    return build_example_corpus(enc, block_size, text)

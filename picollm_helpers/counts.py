@@ -403,7 +403,6 @@ def choose_counts(model: nn.Module, count_models: list[CountModel], validation) 
 
 
 MIXTURE_ORDERS = (3, 4, 5)  # the count models a mixture chooses among, on validation text
-VALIDATION_FRACTION = 0.02  # of the training examples, taken out to choose the mixture on
 
 
 def fit_count_models(corpus, orders=MIXTURE_ORDERS) -> list[CountModel]:

@@ -38,7 +38,7 @@ from .models import (KGramMLPSeqModel, LSTMSeqModel, RMSNorm, RotaryEmbedding, T
                      compute_next_token_loss, causal_mask, kgram_windows)
 from .presets import TransformerConfig
 from .sampling import nucleus_mask
-from .training import STARTER_RECIPE, targets_in, train_model
+from .training import STARTER_RECIPE, Budget, TrainingRun, targets_in, train_model
 
 __all__ = ["ExerciseCheckFailed", "check_count_targets", "check_training_loop", "check_kgram_context",
            "check_kgram_mlp", "check_rms_norm", "check_causal_mask", "check_causal_attention", "check_rotary",
@@ -262,8 +262,9 @@ def check_training_loop(train_steps, steps: int = 4, batch_size: int = 4, seed: 
         raise ExerciseCheckFailed(exercise, "the model's weights never changed",
                                   "after loss.backward(), call optimizer.step(), once per batch")
     random.seed(seed)
-    reference = train_model(reference_model, corpus, batch_size=batch_size, max_steps=steps,
-                            recipe=STARTER_RECIPE, seed=seed, progress=False, name="reference")
+    reference = train_model(reference_model, corpus, TrainingRun(budget=Budget(max_steps=steps), batch_size=batch_size,
+                                                                 seed=seed, recipe=STARTER_RECIPE),
+                            progress=False, name="reference")
     for step, (tokens, mask) in enumerate(batches, start=1):
         verify_count(exercise, table["tokens"][step - 1], tokens, mask, f"step {step}'s batch")
     verify_losses(exercise, table["loss"].astype(float).tolist(), reference["loss"].tolist(), initial, batches[0])

@@ -15,7 +15,7 @@ import ipywidgets as widgets
 from matplotlib.figure import Figure
 
 from .plots import next_token_summary, plot_next_token_distribution
-from .sampling import generate_tokens, next_token_log_probs
+from .sampling import Decoding, generate_tokens, next_token_log_probs
 
 MAX_SEED = 2**31 - 1
 
@@ -23,14 +23,16 @@ MAX_SEED = 2**31 - 1
 class SamplingLab(widgets.VBox):
     """The lab's controls, its text and its chart; the attributes are public so that tests can drive it."""
 
+    top_n = 30  # the most likely next tokens the chart shows
+
     def __init__(self, models: dict, enc, prompt: str = "Once upon a", p: float = 0.9, temperature: float = 1.0,
-                 seed: int = 0, max_new_tokens: int = 20, top_n: int = 30, model: str | None = None):
+                 seed: int = 0, max_new_tokens: int = 20, model: str | None = None):
         if not models:
             raise ValueError("sampling_lab needs at least one model: pass {'name': model}, "
                              "e.g. {'lstm': h.load_checkpoint(h.CHECKPOINTS_DIR / 'lstm.pt')}.")
         if model is not None and model not in models:
             raise ValueError(f"model={model!r} is not among the lab's models: {', '.join(models)}.")
-        self.models, self.enc, self.max_new_tokens, self.top_n = models, enc, max_new_tokens, top_n
+        self.models, self.enc, self.max_new_tokens = models, enc, max_new_tokens
         wide = {"description_width": "initial"}
         self.model_dropdown = widgets.Dropdown(options=list(models), value=model or next(iter(models)),
                                                description="model", style=wide)
@@ -73,8 +75,8 @@ class SamplingLab(widgets.VBox):
         prompt, p, temperature = self.prompt_box.value, self.p_slider.value, self.temperature_slider.value
         prompt_ids = self.enc.encode_ordinary(prompt)
         try:
-            generation = generate_tokens(model, prompt_ids, self.max_new_tokens, top_p=p, temperature=temperature,
-                                         seed=self.seed_box.value)
+            generation = generate_tokens(model, prompt_ids, self.max_new_tokens,
+                                         Decoding(top_p=p, temperature=temperature), seed=self.seed_box.value)
         except ValueError as error:
             self.text = ""
             self.text_output.value = f"<b>Cannot sample:</b> {html.escape(str(error))}"
@@ -102,6 +104,6 @@ class SamplingLab(widgets.VBox):
 
 
 def sampling_lab(models: dict, enc, prompt: str = "Once upon a", **options) -> SamplingLab:
-    """The sampling lab for these models ({name: model}); options: p, temperature, seed, max_new_tokens, top_n,
+    """The sampling lab for these models ({name: model}); options: p, temperature, seed, max_new_tokens,
     and model (the name it opens on; the first by default)."""
     return SamplingLab(models, enc, prompt, **options)

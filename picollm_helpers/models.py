@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .heads import OutputHead, Vocabulary
-from .presets import TransformerConfig
+from .presets import MODEL_FLAGS, TransformerConfig, flag
 from .tokenizer import GPT2_VOCAB_SIZE
 
 IGNORE_INDEX = -100
@@ -129,6 +129,42 @@ def kgram_windows(tokens: torch.Tensor, k: int, include_current: bool = True) ->
     return padded.unfold(0, k, 1)[: tokens.shape[0]]
 
 
+KGRAM_VARIANTS = ("onehot", "embedding", "conv")
+
+
+@dataclass(frozen=True)
+class KGramConfig:
+    """Everything that defines a KGramMLPSeqModel (see it for what each design is); a checkpoint stores it."""
+
+    vocab_size: int = GPT2_VOCAB_SIZE
+    k: int = field(default=3, metadata=flag("--kgram_k", group=MODEL_FLAGS,
+                                            help="Context tokens the k-gram MLP sees."))
+    embed_size: int = field(default=1024, metadata=flag(
+        "--embed_size", group=MODEL_FLAGS, help="Embedding (and hidden) size of the k-gram MLP and the LSTM."))
+    num_inner_layers: int = field(default=1, metadata=flag(
+        "--num_inner_mlp_layers", group=MODEL_FLAGS, help="Hidden Linear+SiLU blocks of the k-gram MLP."))
+    chunk_size: int = field(default=1024, metadata=flag(
+        "--kgram_chunk_size", group=MODEL_FLAGS,
+        help="Positions the k-gram MLP processes at once (bounds its peak memory)."))
+    activation: str = "silu"
+    variant: str = field(default="embedding", metadata=flag(
+        "--kgram_variant", group=MODEL_FLAGS, choices=[*KGRAM_VARIANTS, "compare"],
+        help="The k-gram MLP's input design; 'compare' trains all three alike, times the starter's loop, prints the "
+             "table and writes artefacts/kgram_comparison.json."))
+    include_current: bool = True  # the window t-k+1..t (this bundle's); False: t-k..t-1 (the starter's)
+    distinct_windows: bool = True  # a training step computes each distinct window of its batch once
+
+    def __post_init__(self):
+        require_positive(vocab_size=self.vocab_size, k=self.k, embed_size=self.embed_size, chunk_size=self.chunk_size)
+        if self.num_inner_layers < 0:
+            raise ValueError(f"num_inner_layers={self.num_inner_layers}: it must be 0 or more.")
+        if self.variant not in KGRAM_VARIANTS:
+            raise ValueError(f"variant={self.variant!r}: choose one of {', '.join(KGRAM_VARIANTS)}.")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r}: choose one of {', '.join(ACTIVATIONS)}.")
+
+
+
 class KGramMLPSeqModel(LanguageModel):
     """Predict the next token from the previous k tokens alone, with an MLP.
 
@@ -143,40 +179,32 @@ class KGramMLPSeqModel(LanguageModel):
     |V| is the vocabulary's number of classes: 50,257 with the full head, fewer with a compact one.
     """
 
-    VARIANTS = ("onehot", "embedding", "conv")
+    VARIANTS = KGRAM_VARIANTS
 
-    def __init__(self, vocab_size: int, k: int = 3, embed_size: int = 1024, num_inner_layers: int = 1,
-                 chunk_size: int = 1024, activation: str = "silu", variant: str = "embedding",
-                 include_current: bool = True, distinct_windows: bool = True, vocab_ids: list[int] | None = None,
-                 bucket: str = "plays"):
+    def __init__(self, vocab_size: int | None = None, config: KGramConfig | None = None,
+                 vocab_ids: list[int] | None = None, bucket: str = "plays", **overrides):
         super().__init__()
-        require_positive(vocab_size=vocab_size, k=k, embed_size=embed_size, chunk_size=chunk_size)
-        if num_inner_layers < 0:
-            raise ValueError(f"num_inner_layers={num_inner_layers}: it must be 0 or more.")
-        if variant not in self.VARIANTS:
-            raise ValueError(f"variant={variant!r}: choose one of {', '.join(self.VARIANTS)}.")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation={activation!r}: choose one of {', '.join(ACTIVATIONS)}.")
-        self.config = dict(vocab_size=vocab_size, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers,
-                           chunk_size=chunk_size, activation=activation, variant=variant,
-                           include_current=include_current, distinct_windows=distinct_windows)
-        self.vocab_size, self.k, self.chunk_size = vocab_size, k, chunk_size
-        self.variant, self.include_current, self.distinct_windows = variant, include_current, distinct_windows
-        self.context_window = k + (0 if include_current else 1)  # tokens a prediction can see
-        self.vocabulary = Vocabulary(vocab_size, vocab_ids, bucket)
-        classes, d, act = self.vocabulary.num_classes, embed_size, ACTIVATIONS[activation]
-        if variant == "onehot":
+        sized = {"vocab_size": vocab_size} if vocab_size is not None else {}
+        config = KGramConfig(**{**(asdict(config) if config else {}), **sized, **overrides})
+        self.config = asdict(config)
+        self.vocab_size, self.k, self.chunk_size = config.vocab_size, config.k, config.chunk_size
+        self.variant, self.include_current = config.variant, config.include_current
+        self.distinct_windows = config.distinct_windows
+        self.context_window = config.k + (0 if config.include_current else 1)  # tokens a prediction can see
+        self.vocabulary = Vocabulary(config.vocab_size, vocab_ids, bucket)
+        k, classes, d, act = config.k, self.vocabulary.num_classes, config.embed_size, ACTIVATIONS[config.activation]
+        if config.variant == "onehot":
             self.onehot_layer = nn.EmbeddingBag(k * classes, d, mode="sum")
             self.onehot_bias = nn.Parameter(torch.zeros(d))
             self.register_buffer("slot_offsets", torch.arange(k) * classes, persistent=False)
         else:
             self.embedding = nn.Embedding(classes, d)
-            if variant == "embedding":
+            if config.variant == "embedding":
                 self.mix = nn.Linear(k * d, d)
             else:
                 self.depthwise = nn.Conv1d(d, d, kernel_size=k, groups=d)
                 self.mix = nn.Linear(d, d)
-        inner = [layer for _ in range(num_inner_layers) for layer in (nn.Linear(d, d), act())]
+        inner = [layer for _ in range(config.num_inner_layers) for layer in (nn.Linear(d, d), act())]
         self.mlp = nn.Sequential(act(), *inner)
         self.lm_head = OutputHead(d, self.vocabulary)
 

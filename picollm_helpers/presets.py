@@ -34,6 +34,22 @@ class InputError(ValueError):
     """Bad input from the user. The message names the input and says how to fix it."""
 
 
+# The command line's groups of flags, in the order --help shows them. A flag is declared beside the field it sets
+# (`flag`, as field metadata); cli.py builds the parser from the fields.
+DATA_FLAGS, MODEL_FLAGS, OUTPUT_FLAGS = "data", "models", "outputs"
+TRAINING_FLAGS = "training (defaults: the bundle's recipe; the starter's for epoch runs)"
+EXPERIMENT_FLAGS = "experiments (each writes a measured artefact)"
+FLAG_GROUPS = (DATA_FLAGS, MODEL_FLAGS, TRAINING_FLAGS, OUTPUT_FLAGS, EXPERIMENT_FLAGS)
+FIELD_DEFAULT = "the field's default"  # a flag whose default is the field's own
+
+
+def flag(*names: str, group: str, help: str, default=FIELD_DEFAULT, **options) -> dict:
+    """The command-line flag that sets a field, as the field's metadata: its spellings (the first its own, any
+    others the starter's), its group and help; `default` where the command line's differs from the field's (None:
+    resolved when the run is planned, as its help says); argparse's other options (choices, nargs, ...) as given."""
+    return {"flag": {"names": names, "group": group, "help": help, "default": default, "options": options}}
+
+
 MAX_TRANSFORMER_BLOCKS = 10
 
 
@@ -42,10 +58,15 @@ class TransformerConfig:
     """Everything that defines a TransformerModel; a checkpoint stores it to rebuild the model."""
 
     vocab_size: int = 50257
-    d_model: int = 384
-    n_heads: int = 6
-    n_blocks: int = 6
-    d_ff: int = 1536
+    d_model: int = field(default=384, metadata=flag("--d_model", group=MODEL_FLAGS, default=None,
+                                                    help="Resize the Transformer preset: model width."))
+    n_heads: int = field(default=6, metadata=flag("--n_heads", group=MODEL_FLAGS, default=None,
+                                                  help="Resize the Transformer preset: attention heads."))
+    n_blocks: int = field(default=6, metadata=flag("--n_blocks", group=MODEL_FLAGS, default=None,
+                                                   help="Resize the Transformer preset: blocks."))
+    d_ff: int = field(default=1536, metadata=flag("--d_ff", group=MODEL_FLAGS, default=None,
+                                                  help="Resize the Transformer preset: feed-forward width (default: "
+                                                       "the preset's ratio to d_model)."))
     norm: str = "rmsnorm"  # "rmsnorm" | "layernorm"
     positions: str = "learned"  # "learned" | "rope"
     ffn: str = "gelu"  # "gelu" | "swiglu"

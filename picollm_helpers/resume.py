@@ -1,13 +1,14 @@
 """Section 7 (continued). Training that survives a disconnect: the training checkpoint, and resuming from it.
 
 Colab ends idle sessions and caps long ones, a laptop sleeps, a torchrun job loses a node. A run
-given a checkpoint path keeps its whole state in that one file: every `checkpoint_every` steps,
+given a checkpoint path keeps its whole state in that one file: every `Checkpointing.every` steps,
 when SIGINT (Ctrl-C, Jupyter's interrupt) or SIGTERM stops it, and at its end. A notebook picks up
 where an interrupted run stopped with
 
     path = CHECKPOINT_DIR / "writer.pt"
-    history = h.train_model(model, corpus, max_steps=3_000, checkpoint_path=path, checkpoint_every=100,
-                            resume_from=h.resume_point(path))  # None, a fresh start, until the file exists
+    run = h.TrainingRun(budget=h.Budget(max_steps=3_000), checkpointing=h.Checkpointing(
+        path=path, every=100, resume_from=h.resume_point(path)))  # None, a fresh start, until the file exists
+    history = h.train_model(model, corpus, run)
 
 and the command line with the same command plus `--resume run.pt`. A resumed run ends as the
 uninterrupted one would have, with the same parameters after the same steps, and returns the whole
@@ -62,7 +63,7 @@ MODEL_KEYS = {"family", "config", "vocab_ids", "tokenizer", "state_dict", "metad
 TRAINING_KEYS = {"format", "optimizer", "scaler", "schedule", "random_states", "batches_drawn", "history",
                  "next_eval_s", "settings"}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-START_AGAIN = "or start a new run without --resume (resume_from=None)"
+START_AGAIN = "or start a new run without --resume (Checkpointing(resume_from=None))"
 # The flag that sets each setting a checkpoint must share with the run that resumes it.
 SETTING_FLAGS = {
     "family": "--models", "batch_size": "--batch_size", "seed": "--seed", "max_steps": "--max_steps", "train_seconds": "--train_seconds",
@@ -112,10 +113,10 @@ def check_checkpointing(checkpoint_path, checkpoint_every: int | None) -> None:
     if checkpoint_every is None:
         return
     if checkpoint_every < 1:
-        raise InputError(f"checkpoint_every={checkpoint_every} (--checkpoint_every) must be at least 1.")
+        raise InputError(f"Checkpointing(every={checkpoint_every}) (--checkpoint_every) must be at least 1.")
     if checkpoint_path is None:
-        raise InputError(f"checkpoint_every={checkpoint_every} (--checkpoint_every) needs a file to write to: "
-                         "give checkpoint_path (--save_checkpoint run.pt).")
+        raise InputError(f"Checkpointing(every={checkpoint_every}) (--checkpoint_every) needs a file to write to: "
+                         "give it a path (--save_checkpoint run.pt).")
 
 
 # ---------------------------------------------------------------- reading and checking them
@@ -194,13 +195,14 @@ def open_resumable(path, family: str, config: dict, vocab_ids: list[int] | None,
     return payload
 
 
-def run_settings(corpus, *, batch_size: int, seed: int, recipe, max_steps: int | None, train_seconds: float | None,
-                 steps_per_epoch: int | None) -> dict:
-    """What a resumed run must share with the run that wrote its checkpoint to follow the same trajectory. The
-    number of processes, micro-batches and the precision may differ: they change the arithmetic, not the run."""
-    return {"batch_size": batch_size, "seed": seed, "max_steps": max_steps, "train_seconds": train_seconds,
-            "steps_per_epoch": steps_per_epoch, "block_size": corpus.block_size, "packed": corpus.packed,
-            **asdict(recipe)}
+def run_settings(corpus, run) -> dict:
+    """What a resumed run must share with the run that wrote its checkpoint to follow the same trajectory (from its
+    TrainingRun). The number of processes, micro-batches and the precision may differ: they change the arithmetic,
+    not the run."""
+    budget = run.budget
+    return {"batch_size": run.batch_size, "seed": run.seed, "max_steps": budget.max_steps,
+            "train_seconds": budget.train_seconds, "steps_per_epoch": budget.steps_per_epoch,
+            "block_size": corpus.block_size, "packed": corpus.packed, **asdict(run.recipe)}
 
 
 # ---------------------------------------------------------------- a run's state, kept and restored
@@ -297,7 +299,8 @@ class TrainingStopped(KeyboardInterrupt):
     def __init__(self, signal_number: int, step: int, planned_steps: int, estimated: bool, checkpoint: Path | None):
         self.signal_number, self.step, self.checkpoint = signal_number, step, checkpoint
         self.progress = f"step {step} of {'about ' if estimated else ''}{planned_steps}"
-        then = (f"to go on, resume from its checkpoint: resume_from={str(checkpoint)!r} (--resume {checkpoint})"
+        then = (f"to go on, resume from its checkpoint: Checkpointing(resume_from={str(checkpoint)!r}) "
+                f"(--resume {checkpoint})"
                 if checkpoint is not None else "no checkpoint path was given, so it cannot be resumed")
         super().__init__(f"{signal.Signals(signal_number).name} stopped training at {self.progress}; {then}.")
 

@@ -104,6 +104,26 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
     return logits
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How each next token is chosen: greedily (the default: top_p and top_k both None), or drawn at `temperature`
+    from the top_k most likely tokens, the nucleus of probability top_p, or both. Checked when made."""
+
+    top_p: float | None = None
+    top_k: int | None = None
+    temperature: float = 1.0
+
+    def __post_init__(self):
+        check_sampling_args(self.temperature, self.top_k, self.top_p)
+
+    @property
+    def greedy(self) -> bool:
+        return self.top_p is None and self.top_k is None
+
+
+GREEDY = Decoding()
+
+
 def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                       top_p: float | None = None, greedy: bool = False,
                       generator: torch.Generator | None = None) -> torch.Tensor:
@@ -155,21 +175,20 @@ def unknown_ids(model, prompt_ids: list[int]) -> list[int]:
     return ids[model.vocabulary.in_bucket(ids)].tolist()
 
 
+
+
 @torch.no_grad()
-def generate_tokens(model, prompt_ids: list[int], max_new_tokens: int = 20, top_p: float | None = None,
-                    temperature: float = 1.0, top_k: int | None = None, seed: int | None = None,
-                    use_cache: bool = True, precision: str = "fp32") -> Generation:
-    """Decode max_new_tokens after the prompt; greedy when both top_p and top_k are None.
+def generate_tokens(model, prompt_ids: list[int], max_new_tokens: int = 20, decoding: Decoding = GREEDY, *,
+                    seed: int | None = None, use_cache: bool = True, precision: str = "fp32") -> Generation:
+    """Decode max_new_tokens after the prompt, each token chosen as `decoding` says (greedily by default).
 
     A Transformer decodes with its KV cache (one token per step) unless use_cache is False;
     other models rerun on the prefix each step, cropped to the tokens they can see. The model
     runs in `precision` (as it trained, say); the sampling itself is always in fp32.
     """
-    check_sampling_args(temperature, top_k, top_p)
     if not prompt_ids:
         raise ValueError("The prompt is empty: give at least one character of text to continue.")
     device = model_device(model)
-    greedy = top_p is None and top_k is None
     generator = make_generator(seed, device)
     was_training = model.training
     model.eval()
@@ -187,7 +206,8 @@ def generate_tokens(model, prompt_ids: list[int], max_new_tokens: int = 20, top_
             else:
                 visible = context if window is None else context[-window:]
                 log_probs = model.log_probs(visible.view(-1, 1))[-1, 0]
-        token = sample_next_token(log_probs, temperature, top_k, top_p, greedy, generator)
+        token = sample_next_token(log_probs, decoding.temperature, decoding.top_k, decoding.top_p, decoding.greedy,
+                                  generator)
         new_tokens.append(int(token))
         logprobs.append(float(log_probs[token]))
         context = torch.cat([context, token.view(1)])
@@ -196,15 +216,14 @@ def generate_tokens(model, prompt_ids: list[int], max_new_tokens: int = 20, top_
     return Generation(new_tokens, logprobs, unknown_ids(model, prompt_ids))
 
 
-def generate_text(model, enc, prompt: str = "Once upon a", max_new_tokens: int = 20, top_p: float | None = None,
-                  temperature: float = 1.0, top_k: int | None = None, seed: int | None = None,
-                  use_cache: bool = True, precision: str = "fp32") -> str:
+def generate_text(model, enc, prompt: str = "Once upon a", max_new_tokens: int = 20, decoding: Decoding = GREEDY, *,
+                  seed: int | None = None, use_cache: bool = True, precision: str = "fp32") -> str:
     """The prompt followed by the model's continuation (see generate_tokens).
 
     Prompt words a compact model has never seen are noted on stderr, once a process: they enter as its bucket.
     """
-    generation = generate_tokens(model, enc.encode_ordinary(prompt), max_new_tokens, top_p, temperature, top_k,
-                                 seed, use_cache, precision)
+    generation = generate_tokens(model, enc.encode_ordinary(prompt), max_new_tokens, decoding, seed=seed,
+                                 use_cache=use_cache, precision=precision)
     if generation.unknown_prompt_ids:
         pieces = ", ".join(repr(enc.decode([i])) for i in generation.unknown_prompt_ids)
         note_once(f"Note: this model never saw {pieces} in training; the prompt reads them as its bucket.")

@@ -24,14 +24,15 @@ from torch._C._profiler import _EventType
 from .presets import InputError
 from .device import AUTOCAST_DTYPES, seed_everything
 from .artefacts import read_artefact, write_artefact
-from .counts import VALIDATION_FRACTION, fit_count_models, mix_with_counts
+from .counts import fit_count_models, mix_with_counts
 from .heads import FUSED_CHUNK_ROWS, bucket_log_shares, vocab_ids_for
 from .models import build_model, count_parameters, describe_vocabulary, flops_per_token
-from .corpus import build_corpus, standard_heldout
+from .corpus import VALIDATION_FRACTION, TrainingText, build_corpus, standard_heldout
 from .presets import TransformerConfig
-from .sampling import generate_text
+from .sampling import Decoding, generate_text
 from .studies.lessons import count_baselines, count_label, lesson, paired_effects, spread, with_noise
-from .training import STARTER_RECIPE, Recipe, evaluate, make_optimizer, run_summary, train_model
+from .training import (STARTER_RECIPE, Arithmetic, Budget, Evaluation, Recipe, TrainingRun, evaluate, make_optimizer,
+                       run_summary, train_model)
 
 
 def file_record(path: str | os.PathLike) -> dict:
@@ -75,44 +76,63 @@ def check_texts(train_files, heldout_files) -> None:
                              "files (see benchmarks/learning_speed.py --help).")
 
 
-def learning_speed(train_files, heldout_files, runs: list[SpeedRun], *, model: TransformerConfig, enc, device,
-                   train_seconds: float = 120.0, eval_every_seconds: float = 15.0, batch_size: int = 16,
-                   block_size: int = 64, seeds=(0,), prompt: str = "ROSALIND.\n", max_new_tokens: int = 40,
-                   warm_up_seconds: float = 15.0, preset: str = "benchmark", name: str = "learning_speed",
-                   path=None) -> dict:
-    """Train `model` each way in `runs` for train_seconds on the training files; the held-out loss on each
-    held-out file against time.
+@dataclass(frozen=True)
+class SpeedBenchmark:
+    """What every way of a learning-speed benchmark shares: the text it trains on and is measured on, the model
+    (a way may bring its own), the budget in seconds and how often it is measured, the batch and window, the
+    seeds, and what the trained models are asked to write. The first way trains for warm_up_seconds before
+    anything is measured, unrecorded: the first training in a process runs slower than the same training after it."""
+
+    train_files: tuple
+    heldout_files: tuple
+    model: TransformerConfig
+    train_seconds: float = 120.0
+    eval_every_seconds: float = 15.0
+    batch_size: int = 16
+    block_size: int = 64
+    seeds: tuple[int, ...] = (0,)
+    prompt: str = "ROSALIND.\n"
+    max_new_tokens: int = 40
+    warm_up_seconds: float = 15.0
+
+    def warm_up(self) -> SpeedBenchmark:
+        """The unrecorded warm-up: the first held-out file, warm_up_seconds of training, one new token."""
+        return replace(self, heldout_files=self.heldout_files[:1], train_seconds=self.warm_up_seconds,
+                       eval_every_seconds=self.warm_up_seconds, max_new_tokens=1)
+
+    def config(self) -> dict:
+        """How the artefact records the benchmark."""
+        return {"train_files": [file_record(file) for file in self.train_files],
+                "heldout_files": [file_record(file) for file in self.heldout_files],
+                "train_seconds": self.train_seconds, "eval_every_seconds": self.eval_every_seconds,
+                "batch_size": self.batch_size, "warm_up_seconds": self.warm_up_seconds, "block_size": self.block_size,
+                "seeds": list(self.seeds), "prompt": self.prompt, "model": asdict(self.model)}
+
+
+def learning_speed(benchmark: SpeedBenchmark, runs: list[SpeedRun], *, enc, device, preset: str = "benchmark",
+                   name: str = "learning_speed", path=None) -> dict:
+    """Train the benchmark's model each way in `runs` for its seconds on the training files; the held-out loss on
+    each held-out file against time.
 
     Every run is evaluated on the same held-out windows of every held-out file (consecutive,
     block_size tokens, every held-out token predicted once), in full-vocabulary nats per token
     and in bits per character, whatever its data path or head, every eval_every_seconds of
     training. Each run records its curves, its summary (tokens/s, steps, tokens) and a greedy and
     a p = 0.8 sample, from its first seed; with several seeds, `by_seed` holds every seed's final
-    losses and speed. The first way trains for warm_up_seconds before anything is measured, unrecorded:
-    the first training in a process runs slower than the same training after it. Writes
-    artefacts/<name>.json (or `path`) and returns it.
+    losses and speed. Writes artefacts/<name>.json (or `path`) and returns it.
     """
-    check_texts(train_files, heldout_files)
-    one_speed_run(runs[0], train_files, heldout_files[:1], model=model, enc=enc, device=device,
-                  train_seconds=warm_up_seconds, eval_every_seconds=warm_up_seconds, batch_size=batch_size,
-                  block_size=block_size, seed=seeds[0], prompt=prompt, max_new_tokens=1)
+    check_texts(benchmark.train_files, benchmark.heldout_files)
+    one_speed_run(runs[0], benchmark.warm_up(), benchmark.seeds[0], enc=enc, device=device)
     results = {}
     for run in runs:
-        print(f"[{len(results) + 1}/{len(runs)}] {run.label}: {train_seconds:g} s of training, seeds {list(seeds)}",
-              flush=True)
-        by_seed = [one_speed_run(run, train_files, heldout_files, model=model, enc=enc, device=device,
-                                 train_seconds=train_seconds, eval_every_seconds=eval_every_seconds,
-                                 batch_size=batch_size, block_size=block_size, seed=seed, prompt=prompt,
-                                 max_new_tokens=max_new_tokens) for seed in seeds]
+        print(f"[{len(results) + 1}/{len(runs)}] {run.label}: {benchmark.train_seconds:g} s of training, seeds "
+              f"{list(benchmark.seeds)}", flush=True)
+        by_seed = [one_speed_run(run, benchmark, seed, enc=enc, device=device) for seed in benchmark.seeds]
         results[run.label] = {**by_seed[0], "by_seed": [seed_summary(seed, result)
-                                                        for seed, result in zip(seeds, by_seed)]}
-    config = {"train_files": [file_record(file) for file in train_files],
-              "heldout_files": [file_record(file) for file in heldout_files],
-              "train_seconds": train_seconds, "eval_every_seconds": eval_every_seconds, "batch_size": batch_size,
-              "warm_up_seconds": warm_up_seconds,
-              "block_size": block_size, "seeds": list(seeds), "prompt": prompt, "model": asdict(model),
-              "runs": {run.label: speed_run_config(run) for run in runs}, "threads": torch.get_num_threads()}
-    counting = benchmark_counting(train_files, heldout_files, enc, block_size)
+                                                        for seed, result in zip(benchmark.seeds, by_seed)]}
+    config = {**benchmark.config(), "runs": {run.label: speed_run_config(run) for run in runs},
+              "threads": torch.get_num_threads()}
+    counting = benchmark_counting(benchmark.train_files, benchmark.heldout_files, enc, benchmark.block_size)
     written = write_artefact(name, preset=preset, config=config, results={"runs": results, "counting": counting},
                              device=device, path=path)
     return read_artefact(written)
@@ -120,7 +140,7 @@ def learning_speed(train_files, heldout_files, runs: list[SpeedRun], *, model: T
 
 def benchmark_counting(train_files, heldout_files, enc, block_size: int) -> dict:
     """The count models of the training files on each held-out work, scored on the same windows as every run."""
-    training = build_corpus(enc, block_size, base_weight=0.0, input_files=train_files)
+    training = build_corpus(enc, block_size, TrainingText(base_weight=0.0, input_files=train_files))
     return {Path(file).name: count_baselines(training, standard_heldout(enc, block_size, work=Path(file)))
             for file in heldout_files}
 
@@ -156,12 +176,13 @@ def write_runs_measured_again(previous: dict, fresh: dict, device, path=None) ->
                                         device=device, path=path))
 
 
-def one_speed_run(run: SpeedRun, train_files, heldout_files, *, model: TransformerConfig, enc, device,
-                  train_seconds: float, eval_every_seconds: float, batch_size: int, block_size: int, seed: int,
-                  prompt: str, max_new_tokens: int) -> dict:
-    block_size = run.block_size or block_size
-    training = build_corpus(enc, block_size, packing=run.packing, base_weight=0.0, input_files=train_files,
-                            **({"validation_fraction": VALIDATION_FRACTION} if run.counts else {}))
+def one_speed_run(run: SpeedRun, benchmark: SpeedBenchmark, seed: int, *, enc, device) -> dict:
+    """One way of the benchmark with one seed: its curves on every held-out file, summary and samples."""
+    train_files, heldout_files, model = benchmark.train_files, benchmark.heldout_files, benchmark.model
+    block_size = run.block_size or benchmark.block_size
+    text = TrainingText(base_weight=0.0, input_files=tuple(train_files),
+                        validation_fraction=VALIDATION_FRACTION if run.counts else 0.0)
+    training = build_corpus(enc, block_size, text, packing=run.packing)
     heldouts = {Path(file).name: standard_heldout(enc, block_size, work=Path(file)) for file in heldout_files}
     started = time.perf_counter()
     count_models = fit_count_models(training) if run.counts else None
@@ -182,9 +203,11 @@ def one_speed_run(run: SpeedRun, train_files, heldout_files, *, model: Transform
     threads = torch.get_num_threads()
     torch.set_num_threads(run.threads or threads)
     try:
-        history = train_model(network, training, batch_size=run.batch_size or batch_size, train_seconds=train_seconds,
-                              recipe=run.recipe, seed=seed, name=run.label, eval_every_seconds=eval_every_seconds,
-                              compile=run.compile, on_eval=evaluate_each_work, seconds_spent=counting_s)
+        timed = TrainingRun(budget=Budget(train_seconds=benchmark.train_seconds, seconds_spent=counting_s),
+                            batch_size=run.batch_size or benchmark.batch_size, seed=seed, recipe=run.recipe,
+                            evaluation=Evaluation(every_seconds=benchmark.eval_every_seconds),
+                            arithmetic=Arithmetic(compile=run.compile))
+        history = train_model(network, training, timed, name=run.label, on_eval=evaluate_each_work)
     finally:
         torch.set_num_threads(threads)
     seconds = history.set_index("step")["elapsed_s"]
@@ -197,7 +220,8 @@ def one_speed_run(run: SpeedRun, train_files, heldout_files, *, model: Transform
     other_prior = {"plays": "uniform", "uniform": "plays"}[run.bucket]
     with_other_prior = {work: loss_with_prior(network, heldout, other_prior).nats_per_token
                         for work, heldout in heldouts.items()} if network.vocabulary.compact else None
-    samples = {name: generate_text(answer, enc, prompt, max_new_tokens, top_p=top_p, seed=seed)
+    samples = {name: generate_text(answer, enc, benchmark.prompt, benchmark.max_new_tokens, Decoding(top_p=top_p),
+                                   seed=seed)
                for name, top_p in (("greedy", None), ("p = 0.8", 0.8))}
     counted = {"curves_alone": curves(1), "counting_seconds": counting_s,
                "mixtures": [choice for *_, choice in evaluations]} if count_models else {}
@@ -731,17 +755,16 @@ def matmul_peak_flops(device, precision: str, size: int = 2048, repeats: int = 5
     return 2 * size ** 3 * repeats / (clock(device) - started)
 
 
-def training_throughput(config: TransformerConfig, corpus, *, device, precision: str, compile: bool,
-                        batch_size: int, grad_accum_steps: int = 1, steps: int = 8, warmup_steps: int = 3,
-                        vocab_ids=None, seed: int = 0) -> dict:
-    """Tokens/s of real training steps (the median after warm-up steps, which also pay for compiling),
-    with the FLOPs they stand for and the peak memory (CUDA)."""
-    seed_everything(seed)
+def training_throughput(config: TransformerConfig, corpus, arithmetic: Arithmetic, *, device, batch_size: int,
+                        vocab_ids=None, steps: int = 8, warmup_steps: int = 3) -> dict:
+    """Tokens/s of real training steps computed as `arithmetic` says (the median after warm-up steps, which also pay
+    for compiling), with the FLOPs they stand for and the peak memory (CUDA)."""
+    seed_everything(0)
     model = build_model("transformer", **asdict(config), vocab_ids=vocab_ids).to(device)
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    history = train_model(model, corpus, batch_size=batch_size, max_steps=warmup_steps + steps, precision=precision,
-                          compile=compile, grad_accum_steps=grad_accum_steps, seed=seed, progress=False)
+    run = TrainingRun(budget=Budget(max_steps=warmup_steps + steps), batch_size=batch_size, arithmetic=arithmetic)
+    history = train_model(model, corpus, run, progress=False)
     tokens_per_s = float(history["tokens_per_s"].iloc[warmup_steps:].median())
     flops = flops_per_token(config, corpus.block_size, model.num_classes)
     return {"tokens_per_s": tokens_per_s, "flops_per_token": flops, "achieved_tflops": tokens_per_s * flops / 1e12,
@@ -751,26 +774,26 @@ def training_throughput(config: TransformerConfig, corpus, *, device, precision:
                                else None)}
 
 
-def throughput_benchmark(configs: dict, corpus, *, device, precisions, compile_options=(False, True),
-                         batch_size: int, grad_accum_steps: int = 1, vocab_ids=None, preset: str = "benchmark",
-                         path=None) -> dict:
-    """Training tokens/s and model FLOPs utilization of each Transformer in `configs`, per precision, with
-    and without torch.compile. MFU is measured FLOP/s over the device's measured matrix-product peak
-    in the same precision. Writes artefacts/throughput_<device type>.json (or `path`) and returns it."""
+def throughput_benchmark(configs: dict, corpus, arithmetics: list[Arithmetic], *, device, batch_size: int,
+                         vocab_ids=None, preset: str = "benchmark", path=None) -> dict:
+    """Training tokens/s and model FLOPs utilization of each Transformer in `configs`, each way of computing in
+    `arithmetics` (precisions, with and without torch.compile). MFU is measured FLOP/s over the device's measured
+    matrix-product peak in the same precision. Writes artefacts/throughput_<device type>.json (or `path`) and
+    returns it."""
+    precisions = list(dict.fromkeys(arithmetic.precision for arithmetic in arithmetics))
     peaks = {precision: matmul_peak_flops(device, precision) for precision in precisions}
     rows = []
     for name, config in configs.items():
-        for precision in precisions:
-            for compile in compile_options:
-                row = training_throughput(config, corpus, device=device, precision=precision, compile=compile,
-                                          batch_size=batch_size, grad_accum_steps=grad_accum_steps,
-                                          vocab_ids=vocab_ids)
-                row.update(model=name, requested_compile=compile, mfu=row["achieved_tflops"] * 1e12 / peaks[precision])
-                rows.append(row)
-                print(f"{name:<12} {precision} {'compiled' if row['compiled'] else 'eager':<8} "
-                      f"{row['tokens_per_s']:>10,.0f} tokens/s  MFU {row['mfu']:.1%}", flush=True)
+        for arithmetic in arithmetics:
+            row = training_throughput(config, corpus, arithmetic, device=device, batch_size=batch_size,
+                                      vocab_ids=vocab_ids)
+            row.update(model=name, requested_compile=arithmetic.compile,
+                       mfu=row["achieved_tflops"] * 1e12 / peaks[arithmetic.precision])
+            rows.append(row)
+            print(f"{name:<12} {arithmetic.precision} {'compiled' if row['compiled'] else 'eager':<8} "
+                  f"{row['tokens_per_s']:>10,.0f} tokens/s  MFU {row['mfu']:.1%}", flush=True)
     config = {"models": {name: asdict(config) for name, config in configs.items()}, "batch_size": batch_size,
-              "block_size": corpus.block_size, "grad_accum_steps": grad_accum_steps,
+              "block_size": corpus.block_size, "grad_accum_steps": arithmetics[0].grad_accum_steps,
               "peak_tflops": {precision: peak / 1e12 for precision, peak in peaks.items()},
               "peak": "a 2048 x 2048 matrix product, measured in each precision"}
     name = f"throughput_{torch.device(device).type}"

@@ -22,10 +22,11 @@ goes on from it to the same end (resume.py).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -35,9 +36,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .corpus import HeldOutSet
-from .presets import InputError
+from .presets import OUTPUT_FLAGS, TRAINING_FLAGS, InputError, flag
 from .sources import note
-from .device import autocast, is_main_process, process_count, process_rank, resolve_precision
+from .device import PRECISIONS, autocast, is_main_process, process_count, process_rank, resolve_precision
 from .models import TransformerModel, build_model, family_of, model_device
 from .resume import (CountedBatches, StopRequests, TrainingState, TrainingStopped, check_checkpointing,
                      open_resumable, run_settings, write_atomically)
@@ -56,6 +57,10 @@ EVAL_BATCH_SIZE = 64
 TRAINING_CHECKPOINT_SUFFIX = ".training.pt"  # what notebooks name the checkpoints their long runs go on from
 
 
+STARTER_BATCH = 16  # the starter's batch, and train_model's default
+PACKED_CPU_BATCH = 8  # the recipe sweep (benchmarks/recipe_defaults.py): learned most per second on two CPU cores
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to train: optimizer, learning-rate schedule, weight decay and gradient clipping.
@@ -66,13 +71,21 @@ class Recipe:
     text in a measured sweep (benchmarks/recipe_defaults.py, artefacts/recipe_sweep.json).
     """
 
-    optimizer: str = "adamw"
-    learning_rate: float = 2e-3
-    schedule: str = "cosine"
-    warmup_steps: int | None = None
+    optimizer: str = field(default="adamw", metadata=flag(
+        "--optimizer", group=TRAINING_FLAGS, choices=OPTIMIZERS, default=None,
+        help="adamw (weight decay on matrices only) or adam (the starter's)."))
+    learning_rate: float = field(default=2e-3, metadata=flag(
+        "--learning_rate", group=TRAINING_FLAGS, default=None, help="Peak learning rate."))
+    schedule: str = field(default="cosine", metadata=flag(
+        "--schedule", group=TRAINING_FLAGS, choices=SCHEDULES, default=None,
+        help="cosine: warm-up, then cosine decay to a tenth of the peak. constant: the starter's."))
+    warmup_steps: int | None = field(default=None, metadata=flag(
+        "--warmup_steps", group=TRAINING_FLAGS, help="Linear warm-up steps."))
     min_lr_ratio: float = 0.1
-    weight_decay: float = 0.1
-    grad_clip: float | None = 1.0
+    weight_decay: float = field(default=0.1, metadata=flag(
+        "--weight_decay", group=TRAINING_FLAGS, default=None, help="AdamW weight decay."))
+    grad_clip: float | None = field(default=1.0, metadata=flag(
+        "--grad_clip", group=TRAINING_FLAGS, default=None, help="Clip the gradient norm to this; 0 turns it off."))
     betas: tuple[float, float] = (0.9, 0.99)
 
     def __post_init__(self):
@@ -99,6 +112,107 @@ class ReplayedRecipe(Recipe):
     the rates it took makes the same run again on any day."""
 
     rates: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a run trains: `max_steps` optimizer steps or `train_seconds` seconds of training (evaluation
+    not counted), one of the two. `seconds_spent` of a train_seconds budget went before the first step (fitting
+    count models, say): the run trains for the rest. `steps_per_epoch` numbers epochs as the starter did; a
+    per-example corpus (the starter's) also draws its batches in epochs of that many steps."""
+
+    max_steps: int | None = field(default=None, metadata=flag(
+        "--max_steps", group=TRAINING_FLAGS, help="Train for this many optimizer steps."))
+    train_seconds: float | None = field(default=None, metadata=flag(
+        "--train_seconds", group=TRAINING_FLAGS,
+        help="Train until this many seconds of training have passed (evaluation not counted)."))
+    steps_per_epoch: int | None = None
+    seconds_spent: float = 0.0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """When a run measures its held-out loss (and calls on_eval): every `every` steps, every `every_seconds`
+    seconds of training, after each step numbered in `at_steps`, and always after the last step."""
+
+    every: int | None = None
+    every_seconds: float | None = None
+    at_steps: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where a run keeps its whole state (resume.py): written to `path` every `every` steps, at the end, and when
+    SIGINT or SIGTERM stops it; `resume_from`, a checkpoint of the same run, goes on where it stopped. `metadata`
+    joins the model's in every checkpoint."""
+
+    path: str | os.PathLike | None = field(default=None, metadata=flag(
+        "--save_checkpoint", group=OUTPUT_FLAGS, metavar="PATH",
+        help="Save the model and its training state there at the end, every --checkpoint_every steps, and when "
+             "Ctrl-C or SIGTERM stops the run (load the model with picollm_helpers.load_checkpoint; go on with "
+             "--resume); with several models, one file each, named PATH's stem plus the model's name."))
+    every: int | None = field(default=None, metadata=flag(
+        "--checkpoint_every", group=OUTPUT_FLAGS, metavar="N",
+        help="Also write the checkpoint every N optimizer steps, atomically: a run killed at any moment leaves its "
+             "last checkpoint whole."))
+    resume_from: str | os.PathLike | None = field(default=None, metadata=flag(
+        "--resume", group=OUTPUT_FLAGS, metavar="PATH",
+        help="Go on with an interrupted run from its checkpoint: give the same command plus --resume PATH. "
+             "Checkpoints go on being written to --save_checkpoint, or to PATH itself when --save_checkpoint is not "
+             "given. With several --models, each goes on from its own file (named as --save_checkpoint names them); "
+             "one without a file yet starts afresh."))
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """How each step computes, which changes its rounding, never its run: the number format ("auto": bf16 or fp16
+    on CUDA, fp32 elsewhere), the fused loss (None: the device's default), micro-batches whose gradients add up,
+    and torch.compile."""
+
+    precision: str = field(default="auto", metadata=flag(
+        "--precision", group=TRAINING_FLAGS, choices=PRECISIONS,
+        help="Number format: auto is bf16 on CUDA GPUs that have it, fp16 (with a gradient scaler) on those that do "
+             "not, fp32 on the CPU and MPS."))
+    fused_loss: bool | None = None
+    grad_accum_steps: int = field(default=1, metadata=flag(
+        "--grad_accum_steps", group=TRAINING_FLAGS,
+        help="Split each batch into this many micro-batches whose gradients add up: the same step in less memory."))
+    compile: bool = field(default=False, metadata=flag(
+        "--compile", group=TRAINING_FLAGS, action="store_true",
+        help="Compile the training step with torch.compile (falls back with a note where it fails)."))
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Everything a training run depends on but its model and its data, the defaults in one place.
+
+    batch_size is the global batch: shared among the processes of a data-parallel run and split into
+    arithmetic.grad_accum_steps micro-batches, with the same result up to float rounding. Batches are drawn from
+    `seed`: the same run gives the same losses."""
+
+    budget: Budget = Budget()
+    batch_size: int = field(default=STARTER_BATCH, metadata=flag(
+        "--batch_size", group=TRAINING_FLAGS, default=None,
+        help=f"Windows (or examples) per step, the global batch under torchrun (default: {PACKED_CPU_BATCH} for "
+             f"packed runs on the CPU, where the recipe sweep found them to learn most per second, else the "
+             f"starter's {STARTER_BATCH})."))
+    seed: int = field(default=0, metadata=flag("--seed", group=TRAINING_FLAGS,
+                                               help="Seeds data draws, weights and samples."))
+    recipe: Recipe = Recipe()
+    evaluation: Evaluation = Evaluation()
+    checkpointing: Checkpointing = Checkpointing()
+    arithmetic: Arithmetic = Arithmetic()
+
+    @classmethod
+    def from_record(cls, record: dict) -> TrainingRun:
+        """The run a history, checkpoint or metrics file recorded (run_record), to train again."""
+        recipe = {name: tuple(value) if isinstance(value, list) else value for name, value in record["recipe"].items()}
+        return cls(budget=Budget(**record["budget"]), batch_size=record["batch_size"], seed=record["seed"],
+                   recipe=(ReplayedRecipe if "rates" in recipe else Recipe)(**recipe),
+                   evaluation=Evaluation(**{**record["evaluation"],
+                                            "at_steps": tuple(record["evaluation"]["at_steps"])}),
+                   checkpointing=Checkpointing(**record["checkpointing"]), arithmetic=Arithmetic(**record["arithmetic"]))
 
 
 STARTER_RECIPE = Recipe(optimizer="adam", learning_rate=1e-3, schedule="constant", warmup_steps=0,
@@ -191,8 +305,8 @@ class Schedule:
         return recipe.learning_rate * (recipe.min_lr_ratio + (1.0 - recipe.min_lr_ratio) * cosine)
 
 
-def check_budget(max_steps: int | None, train_seconds: float | None, batch_size: int,
-                 grad_accum_steps: int = 1) -> None:
+def check_budget(budget: Budget, batch_size: int, grad_accum_steps: int = 1) -> None:
+    max_steps, train_seconds = budget.max_steps, budget.train_seconds
     if (max_steps is None) == (train_seconds is None):
         raise InputError("Give one budget: max_steps (--max_steps) or train_seconds (--train_seconds).")
     if max_steps is not None and max_steps < 1:
@@ -383,70 +497,56 @@ class Progress:
         self.bar.close()
 
 
-def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_steps: int | None = None,
-                train_seconds: float | None = None, recipe: Recipe = Recipe(), steps_per_epoch: int | None = None,
-                eval_every: int | None = None, eval_every_seconds: float | None = None, eval_at_steps=(),
-                fused_loss: bool | None = None, precision: str = "auto", grad_accum_steps: int = 1,
-                compile: bool = False, seed: int = 0, heldout=None, on_eval=None, name: str | None = None,
-                progress: bool = True, checkpoint_path: str | os.PathLike | None = None,
-                checkpoint_every: int | None = None, resume_from: str | os.PathLike | None = None,
-                checkpoint_metadata: dict | None = None, seconds_spent: float = 0.0) -> pd.DataFrame:
-    """Train on a corpus (packed or per-example) within a budget; return one row per optimizer step.
+def train_model(model: torch.nn.Module, corpus, run: TrainingRun, *, heldout=None, on_eval=None,
+                name: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Train on a corpus (packed or per-example) as `run` describes; return one row per optimizer step.
 
     Columns: model, epoch, step, loss (training, full-vocabulary nats), tokens (targets in the
     step), tokens_per_s, elapsed_s (training time so far, evaluation and checkpoints excluded),
-    learning_rate, test_loss and test_bpc (held-out nats per token and bits per character, every
-    eval_every steps, every eval_every_seconds of training, after each step numbered in
-    eval_at_steps, and after the last step; NaN elsewhere); `history.attrs` holds how it trained
-    (precision, processes, grad_accum_steps, compiled). The held-out part is `heldout`'s (another corpus,
-    so that runs on different data paths are measured alike) or else the corpus's own.
-    `on_eval(step, model)`, if given, is called at those same points (a sample, say), outside
-    the timed training. Batches are drawn from `seed`; the same seed and max_steps give the
-    same losses. `steps_per_epoch` numbers epochs as the starter did. `seconds_spent` of a train_seconds
-    budget went before the first step (fitting count models, say): the run trains for the rest.
+    learning_rate, test_loss and test_bpc (held-out nats per token and bits per character at the
+    points run.evaluation names, NaN elsewhere); `history.attrs` holds how it trained (precision,
+    processes, grad_accum_steps, compiled). The held-out part is `heldout`'s (another corpus, so that
+    runs on different data paths are measured alike) or else the corpus's own. `on_eval(step, model)`,
+    if given, is called at those same points (a sample, say), outside the timed training. `name` labels
+    the progress bar and the history's rows.
 
-    batch_size is the global batch: shared among the processes of a data-parallel run and
-    split into grad_accum_steps micro-batches, with the same result up to float rounding.
-    precision is resolved for the device ("auto": bf16 or fp16 on CUDA, fp32 elsewhere).
-
-    With `checkpoint_path`, the run's whole state is written there (resume.py) every
-    `checkpoint_every` steps, at the end, and when SIGINT or SIGTERM stops the run after the step
-    under way, which then raises TrainingStopped (a KeyboardInterrupt); `checkpoint_metadata`
-    joins the model's metadata. `resume_from`, a checkpoint of this model trained with these
-    settings, goes on where it stopped: the history is the whole run's, and
-    `history.attrs["resumed_from_step"]` says where it went on.
+    With run.checkpointing.path, the run's whole state is written there (resume.py), and a run stopped by
+    SIGINT or SIGTERM after the step under way raises TrainingStopped (a KeyboardInterrupt). With
+    run.checkpointing.resume_from, a checkpoint of this model trained as `run`, it goes on where it
+    stopped: the history is the whole run's, and `history.attrs["resumed_from_step"]` says where it went on.
     """
-    check_budget(max_steps, train_seconds, batch_size, grad_accum_steps)
+    budget, arithmetic, checkpoints = run.budget, run.arithmetic, run.checkpointing
+    check_budget(budget, run.batch_size, arithmetic.grad_accum_steps)
     check_context(model, corpus.block_size)
-    check_checkpointing(checkpoint_path, checkpoint_every)
+    check_checkpointing(checkpoints.path, checkpoints.every)
     name = name or family_of(model)
     device = model_device(model)
-    precision = resolve_precision(precision, device)
-    fused_loss = default_fused_loss(device) if fused_loss is None else fused_loss
-    optimizer = make_optimizer(model, recipe)
+    precision = resolve_precision(arithmetic.precision, device)
+    fused_loss = default_fused_loss(device) if arithmetic.fused_loss is None else arithmetic.fused_loss
+    compile = arithmetic.compile
+    optimizer = make_optimizer(model, run.recipe)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    schedule = Schedule(recipe, max_steps, train_seconds, seconds_spent)
+    schedule = Schedule(run.recipe, budget.max_steps, budget.train_seconds, budget.seconds_spent)
     heldout = heldout or corpus
     # Only the per-example corpus draws by epochs (the starter's); a packed one draws windows for ever,
     # and steps_per_epoch only numbers its steps.
-    batches = CountedBatches(corpus.train_batches(batch_size, seed) if corpus.packed
-                             else corpus.train_batches(batch_size, seed, steps_per_epoch))
-    settings = run_settings(corpus, batch_size=batch_size, seed=seed, recipe=recipe, max_steps=max_steps,
-                            train_seconds=train_seconds, steps_per_epoch=steps_per_epoch)
-    state = TrainingState(optimizer, scaler, schedule, batches, settings, device, next_eval_s=eval_every_seconds)
-    if resume_from is not None:
-        state.resume(open_resumable(resume_from, family_of(model), model.config, model.vocabulary.ids(), settings),
-                     resume_from, model)
+    batches = CountedBatches(corpus.train_batches(run.batch_size, run.seed) if corpus.packed
+                             else corpus.train_batches(run.batch_size, run.seed, budget.steps_per_epoch))
+    settings = run_settings(corpus, run)
+    state = TrainingState(optimizer, scaler, schedule, batches, settings, device,
+                          next_eval_s=run.evaluation.every_seconds)
+    if checkpoints.resume_from is not None:
+        state.resume(open_resumable(checkpoints.resume_from, family_of(model), model.config, model.vocabulary.ids(),
+                                    settings), checkpoints.resume_from, model)
     loss_module = training_loss(model, fused_loss, compile)
     rows = state.rows
     first_step = len(rows)  # 0, or where a resumed run goes on
 
     def write_checkpoint() -> None:
-        record = training_record(precision, grad_accum_steps, compile, state.resumed_from_step)
-        save_training_checkpoint(checkpoint_path, model, state, **record, **(checkpoint_metadata or {}),
-                                 steps=len(rows))
+        record = training_record(run, precision, compile, state.resumed_from_step)
+        save_training_checkpoint(checkpoints.path, model, state, **record, **checkpoints.metadata, steps=len(rows))
 
-    bar = Progress(name, max_steps, train_seconds, progress and is_main_process(), schedule)
+    bar = Progress(name, budget.max_steps, budget.train_seconds, progress and is_main_process(), schedule)
     model.train()
     done = schedule.finished
     with StopRequests() as stop:
@@ -458,52 +558,63 @@ def train_model(model: torch.nn.Module, corpus, *, batch_size: int = 16, max_ste
             learning_rate = schedule.rate(step)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
-            parts = micro_batches(tokens, mask, grad_accum_steps)
+            parts = micro_batches(tokens, mask, arithmetic.grad_accum_steps)
             try:
-                loss = take_step(loss_module, optimizer, scaler, parts, recipe, precision, device)
+                loss = take_step(loss_module, optimizer, scaler, parts, run.recipe, precision, device)
             except Exception as error:  # noqa: BLE001 (torch.compile raises many kinds, all on the first step)
                 if not compile or step > first_step:
                     raise
                 note(f"Note: --compile failed on this machine ({type(error).__name__}); training without it.")
                 loss_module, compile = training_loss(model, fused_loss, compile=False), False
-                loss = take_step(loss_module, optimizer, scaler, parts, recipe, precision, device)
+                loss = take_step(loss_module, optimizer, scaler, parts, run.recipe, precision, device)
             loss_value = loss.item()  # waits for the device, so the timing is honest
             step_seconds = shared_seconds(time.perf_counter() - started, device)
             schedule.update(step_seconds)
-            elapsed = schedule.elapsed
             done = schedule.finished
-            due = bool(eval_every and (step + 1) % eval_every == 0) or step + 1 in eval_at_steps
-            if state.next_eval_s is not None and elapsed >= state.next_eval_s:
-                due, state.next_eval_s = True, state.next_eval_s + eval_every_seconds
+            due = evaluation_due(run.evaluation, state, step + 1, schedule.elapsed)
             test = evaluate(model, heldout, precision=precision) if heldout.has_heldout and (due or done) else None
             if on_eval is not None and (due or done):
                 on_eval(step + 1, model)
             count = targets_in(tokens, mask)
-            epoch = step // steps_per_epoch + 1 if steps_per_epoch else 1
-            rows.append((name, epoch, step + 1, loss_value, count, count / step_seconds, elapsed, learning_rate,
-                         *((test.nats_per_token, test.bits_per_char) if test else (math.nan, math.nan))))
+            epoch = step // budget.steps_per_epoch + 1 if budget.steps_per_epoch else 1
+            rows.append((name, epoch, step + 1, loss_value, count, count / step_seconds, schedule.elapsed,
+                         learning_rate, *((test.nats_per_token, test.bits_per_char) if test else (math.nan, math.nan))))
             bar.advance(step_seconds, loss_value)
-            if checkpoint_every and (step + 1) % checkpoint_every == 0 and not done:
+            if checkpoints.every and (step + 1) % checkpoints.every == 0 and not done:
                 write_checkpoint()
             if stop.agreed(device):
                 break
         bar.close()
         history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-        history.attrs.update(training_record(precision, grad_accum_steps, compile, state.resumed_from_step))
+        history.attrs.update(training_record(run, precision, compile, state.resumed_from_step))
         model.trained_with = dict(history.attrs)  # what save_checkpoint records of how the model trained
-        if checkpoint_path is not None:
+        if checkpoints.path is not None:
             write_checkpoint()  # under the stop requests, so that torchrun's forwarded signal, if late, only asks again
         if stop.stopping is not None:
-            raise TrainingStopped(stop.stopping, len(rows), schedule.planned_steps, train_seconds is not None,
-                                  None if checkpoint_path is None else Path(checkpoint_path))
+            raise TrainingStopped(stop.stopping, len(rows), schedule.planned_steps, budget.train_seconds is not None,
+                                  None if checkpoints.path is None else Path(checkpoints.path))
     return history
 
 
-def training_record(precision: str, grad_accum_steps: int, compiled: bool, resumed_from_step: int | None) -> dict:
-    """How a run trains, as its history's attrs and its checkpoints record it."""
-    record = dict(precision=precision, processes=process_count(), grad_accum_steps=grad_accum_steps,
-                  compiled=compiled)
+def evaluation_due(evaluation: Evaluation, state: TrainingState, steps_done: int, elapsed: float) -> bool:
+    """Whether the step just taken is one `evaluation` names (the last step is measured anyway)."""
+    due = bool(evaluation.every and steps_done % evaluation.every == 0) or steps_done in evaluation.at_steps
+    if state.next_eval_s is not None and elapsed >= state.next_eval_s:
+        due, state.next_eval_s = True, state.next_eval_s + evaluation.every_seconds
+    return due
+
+
+def training_record(run: TrainingRun, precision: str, compiled: bool, resumed_from_step: int | None) -> dict:
+    """How a run trains, as its history's attrs (and so its metrics and artefacts) and its checkpoints record it:
+    the whole run description, and what it resolved to on this machine."""
+    record = dict(precision=precision, processes=process_count(), grad_accum_steps=run.arithmetic.grad_accum_steps,
+                  compiled=compiled, run=run_record(run))
     return record if resumed_from_step is None else {**record, "resumed_from_step": resumed_from_step}
+
+
+def run_record(run: TrainingRun) -> dict:
+    """A run description as JSON stores it (paths as text)."""
+    return json.loads(json.dumps(asdict(run), default=str))
 
 
 def shared_seconds(seconds: float, device) -> float:

@@ -130,6 +130,21 @@ def test_help_explains_every_flag():
         assert flag in flags, flag
 
 
+def test_every_flag_is_declared_once_beside_the_field_it_sets():
+    parser, given_nothing = cli.build_parser(), cli.build_parser().parse_args([])
+    declared = cli.declared_flags()
+    names = [name for _, flag in declared for name in flag["names"]]
+    assert len(names) == len(set(names)), "a flag declared twice"
+    assert {action.dest for action in parser._actions} - {"help"} == {flag["names"][0][2:] for _, flag in declared}
+    for item, flag in declared:
+        dest = flag["names"][0][2:]
+        expected = item.default if flag["default"] == h.FIELD_DEFAULT else flag["default"]
+        assert getattr(given_nothing, dest) == expected, dest
+    assert given_nothing.base_weight == h.TrainingText().base_weight and given_nothing.kgram_k == h.KGramConfig().k
+    assert given_nothing.grad_accum_steps == h.Arithmetic().grad_accum_steps
+    assert "Not given: 0.002 (0.001 in an epoch run, the starter's)" in " ".join(parser.format_help().split())
+
+
 def test_kgram_variant_compare_writes_the_comparison(tmp_path, monkeypatch):
     result = pico_llm_here("--tinystories_weight", "0.0", "--input_files", "3seqs.txt", "--block_size", "16",
                            "--kgram_k", "2", "--embed_size", "16", "--batch_size", "2", "--device_id", "cpu",

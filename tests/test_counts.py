@@ -190,6 +190,6 @@ def test_bad_orders_and_empty_text_say_what_to_do():
 
 def test_a_count_model_samples_through_the_same_generator(enc, plays_ids):
     model = h.count_model([plays_ids], 3)
-    text = h.generate_text(model, enc, "ROSALIND.\n", max_new_tokens=30, top_p=0.8, seed=0)
+    text = h.generate_text(model, enc, "ROSALIND.\n", 30, h.Decoding(top_p=0.8), seed=0)
     assert text.startswith("ROSALIND.\n") and len(enc.encode(text)) > 25
-    assert h.generate_text(model, enc, "ROSALIND.\n", max_new_tokens=30, top_p=0.8, seed=0) == text
+    assert h.generate_text(model, enc, "ROSALIND.\n", 30, h.Decoding(top_p=0.8), seed=0) == text

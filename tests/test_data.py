@@ -82,13 +82,13 @@ def test_bytes_that_are_not_utf8_warn_with_file_and_line_then_go_on(tmp_path, ca
 @pytest.mark.parametrize("packing", [True, False])
 def test_block_size_under_two_is_refused(enc, packing):
     with pytest.raises(h.InputError, match="block_size=1"):
-        h.build_corpus(enc, 1, packing=packing, base_weight=0.0, input_files=["3seqs.txt"])
+        h.build_corpus(enc, 1, h.TrainingText(base_weight=0.0, input_files=["3seqs.txt"]), packing=packing)
 
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_no_text_at_all_is_refused(enc, packing):
     with pytest.raises(h.InputError, match="No training text: --base_weight 0"):
-        h.build_corpus(enc, 32, packing=packing, base_weight=0.0)
+        h.build_corpus(enc, 32, h.TrainingText(base_weight=0.0), packing=packing)
 
 
 def test_offline_tinystories_says_so_in_one_line_and_trains_on_the_plays(enc, capsys, monkeypatch):
@@ -96,7 +96,7 @@ def test_offline_tinystories_says_so_in_one_line_and_trains_on_the_plays(enc, ca
     assert h.tinystories_source(5) is None
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("TinyStories skipped: HF_HUB_OFFLINE=1")
-    corpus = h.build_corpus(enc, 32, base_corpus="tinystories", tinystories_stories=5)
+    corpus = h.build_corpus(enc, 32, h.TrainingText(base_corpus="tinystories", tinystories_stories=5))
     assert [stream.name for stream in corpus.train] == ["the plays"]
     assert "Training on the bundled plays instead" in capsys.readouterr().err
 
@@ -192,8 +192,8 @@ def test_split_is_seeded_disjoint_and_complete():
 
 
 def test_per_example_batches_are_deterministic(enc):
-    corpus = h.build_corpus(enc, 16, packing=False, base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
-                            test_fraction=0.2, seed=3)
+    corpus = h.build_corpus(enc, 16, h.TrainingText(base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
+                                                    test_fraction=0.2, seed=3), packing=False)
     assert corpus.num_test > 0
 
     def first_batches():
@@ -207,11 +207,13 @@ def test_per_example_batches_are_deterministic(enc):
 
 
 def test_local_tinystories_mix_with_custom(enc, tinystories_dir):
-    corpus = h.build_corpus(enc, 64, packing=False, base_corpus="tinystories", base_weight=0.5,
-                            tinystories_path=tinystories_dir / "sample_small.txt", input_files=["3seqs.txt"])
+    corpus = h.build_corpus(enc, 64, h.TrainingText(base_corpus="tinystories", base_weight=0.5,
+                                                    tinystories_path=tinystories_dir / "sample_small.txt",
+                                                    input_files=["3seqs.txt"]), packing=False)
     assert corpus.train_base and corpus.train_own and corpus.base_weight == 0.5
-    packed = h.build_corpus(enc, 64, base_corpus="tinystories", base_weight=0.5,
-                            tinystories_path=tinystories_dir / "sample_small.txt", input_files=["3seqs.txt"])
+    packed = h.build_corpus(enc, 64, h.TrainingText(base_corpus="tinystories", base_weight=0.5,
+                                                    tinystories_path=tinystories_dir / "sample_small.txt",
+                                                    input_files=["3seqs.txt"]))
     assert [stream.name for stream in packed.train] == ["TinyStories", "3seqs.txt"]
 
 
@@ -238,13 +240,13 @@ def test_no_run_trains_on_the_heldout_works(enc):
 
 def test_the_base_corpus_is_the_plays_unless_asked_and_zero_weight_trains_on_your_text_alone(enc, tmp_path):
     (tmp_path / "mine.txt").write_text("".join(f"My line {i} is here.\n" for i in range(40)))
-    mixed = h.build_corpus(enc, 16, input_files=[tmp_path / "mine.txt"])
+    mixed = h.build_corpus(enc, 16, h.TrainingText(input_files=[tmp_path / "mine.txt"]))
     assert [stream.name for stream in mixed.train] == ["the plays", str(tmp_path / "mine.txt")]
     assert mixed.weights.tolist() == [0.5, 0.5]
-    alone = h.build_corpus(enc, 16, base_weight=0.0, input_files=[tmp_path / "mine.txt"])
+    alone = h.build_corpus(enc, 16, h.TrainingText(base_weight=0.0, input_files=[tmp_path / "mine.txt"]))
     assert [stream.name for stream in alone.train] == [str(tmp_path / "mine.txt")]
     with pytest.raises(h.InputError, match="--base_corpus 'wikipedia'"):
-        h.build_corpus(enc, 16, base_corpus="wikipedia")
+        h.build_corpus(enc, 16, h.TrainingText(base_corpus="wikipedia"))
 
 
 def test_every_artefact_names_the_base_corpus_and_its_hash(tmp_path):

@@ -22,14 +22,14 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 @pytest.fixture(scope="module")
 def corpus(enc):
-    return h.build_corpus(enc, 16, base_weight=0.0, input_dir=h.CUSTOM_CORPUS, test_fraction=0.1, seed=0)
+    return h.build_corpus(enc, 16, h.TrainingText(base_weight=0.0, input_dir=h.CUSTOM_CORPUS, test_fraction=0.1, seed=0))
 
 
-def trained(corpus, steps=3, seed=0, **options):
+def trained(corpus, steps=3, seed=0, **arithmetic):
     h.seed_everything(seed)
     model = h.TransformerModel(**TINY)
-    history = h.train_model(model, corpus, batch_size=8, max_steps=steps, seed=seed, progress=False, **options)
-    return model, history
+    run = h.TrainingRun(h.Budget(max_steps=steps), batch_size=8, seed=seed, arithmetic=h.Arithmetic(**arithmetic))
+    return model, h.train_model(model, corpus, run, progress=False)
 
 
 def largest_difference(first, second) -> float:
@@ -60,7 +60,7 @@ def test_bf16_trains_close_to_fp32_and_is_recorded(corpus):
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_gradient_accumulation_takes_the_same_steps(enc, packing):
-    corpus = h.build_corpus(enc, 16, packing=packing, base_weight=0.0, input_dir=h.CUSTOM_CORPUS)
+    corpus = h.build_corpus(enc, 16, h.TrainingText(base_weight=0.0, input_dir=h.CUSTOM_CORPUS), packing=packing)
     whole, whole_history = trained(corpus)
     for parts in (2, 4):
         accumulated, history = trained(corpus, grad_accum_steps=parts)
@@ -217,7 +217,7 @@ h.start_data_parallel("gloo", timeout_s=20)
 if h.process_rank() == 1:
     raise RuntimeError("rank 1 failed on purpose")
 corpus = h.build_corpus(h.get_tokenizer(), 16, base_weight=0.0, input_dir=h.CUSTOM_CORPUS)
-h.train_model(h.TransformerModel(**{TINY!r}), corpus, batch_size=8, max_steps=50, progress=False)
+h.train_model(h.TransformerModel(**{TINY!r}), corpus, h.TrainingRun(h.Budget(max_steps=50), batch_size=8), progress=False)
 """)
     started = time.perf_counter()
     result = run([*TORCHRUN, str(script)])

@@ -97,7 +97,7 @@ NOTES_CONFIGURATION = dict(vocab_size=50257, k=2, embed_size=64, num_inner_layer
 
 @pytest.fixture(scope="module")
 def notes_corpus(enc):
-    return h.build_corpus(enc, 32, packing=False, base_weight=0.0, input_files=["3seqs.txt"], seed=0)
+    return h.build_corpus(enc, 32, h.TrainingText(base_weight=0.0, input_files=["3seqs.txt"], seed=0), packing=False)
 
 
 def time_the_starter_loop(notes_corpus) -> float:
@@ -117,7 +117,8 @@ def time_the_fast_path(notes_corpus, chunk_size: int, distinct_windows: bool = T
     torch.set_num_threads(2)
     h.seed_everything(0)
     model = h.KGramMLPSeqModel(**NOTES_CONFIGURATION, chunk_size=chunk_size, distinct_windows=distinct_windows)
-    history = h.train_model(model, notes_corpus, max_steps=8, batch_size=32, recipe=h.STARTER_RECIPE, progress=False)
+    run = h.TrainingRun(h.Budget(max_steps=8), batch_size=32, recipe=h.STARTER_RECIPE)
+    history = h.train_model(model, notes_corpus, run, progress=False)
     return statistics.median(history["tokens_per_s"].iloc[1:])
 
 

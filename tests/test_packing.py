@@ -19,7 +19,8 @@ def story_files(tmp_path):
 
 
 def test_a_file_streams_as_its_text_with_one_end_of_text_after_it(enc, story_files):
-    corpus = h.build_corpus(enc, 8, base_weight=0.0, input_files=[story_files / "a.txt", story_files / "b.txt"])
+    corpus = h.build_corpus(enc, 8,
+                            h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt", story_files / "b.txt"]))
     (stream,) = corpus.train_streams()
     assert stream.dtype == np.uint16
     text = enc.decode(stream.tolist())
@@ -31,13 +32,13 @@ def test_a_file_streams_as_its_text_with_one_end_of_text_after_it(enc, story_fil
 
 def test_blank_lines_stay_with_the_line_before(enc, tmp_path):
     (tmp_path / "play.txt").write_text("\n\nHAMLET.\nTo be.\n\n\nOPHELIA.\nMy lord.\n")
-    corpus = h.build_corpus(enc, 4, base_weight=0.0, input_files=[tmp_path / "play.txt"])
+    corpus = h.build_corpus(enc, 4, h.TrainingText(base_weight=0.0, input_files=[tmp_path / "play.txt"]))
     assert enc.decode(corpus.train_streams()[0].tolist()) == "\n\nHAMLET.\nTo be.\n\n\nOPHELIA.\nMy lord.\n<|endoftext|>"
 
 
 def test_stories_end_with_end_of_text(enc, tinystories_dir):
-    corpus = h.build_corpus(enc, 16, base_corpus="tinystories", base_weight=1.0,
-                            tinystories_path=tinystories_dir / "sample_small.txt")
+    corpus = h.build_corpus(enc, 16, h.TrainingText(base_corpus="tinystories", base_weight=1.0,
+                                                    tinystories_path=tinystories_dir / "sample_small.txt"))
     stories = h.read_tinystories_file(tinystories_dir / "sample_small.txt")
     (stream,) = corpus.train_streams()
     assert (stream == EOT).sum() == len(stories)
@@ -45,7 +46,7 @@ def test_stories_end_with_end_of_text(enc, tinystories_dir):
 
 
 def test_training_windows_are_unpadded_slices_of_the_stream(enc, story_files):
-    corpus = h.build_corpus(enc, 12, base_weight=0.0, input_files=[story_files / "a.txt"])
+    corpus = h.build_corpus(enc, 12, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"]))
     stream = corpus.train_streams()[0].astype(np.int64)
     tokens, mask = next(corpus.train_batches(batch_size=20, seed=1))
     assert tokens.shape == (13, 20) and mask is None
@@ -55,7 +56,7 @@ def test_training_windows_are_unpadded_slices_of_the_stream(enc, story_files):
 
 
 def test_training_windows_follow_the_seed(enc, story_files):
-    corpus = h.build_corpus(enc, 12, base_weight=0.0, input_files=[story_files / "a.txt"])
+    corpus = h.build_corpus(enc, 12, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"]))
 
     def first_batches(seed):
         batches = corpus.train_batches(4, seed=seed)
@@ -66,8 +67,9 @@ def test_training_windows_follow_the_seed(enc, story_files):
 
 
 def test_the_base_weight_picks_the_stream_of_each_window(enc, story_files, tinystories_dir):
-    corpus = h.build_corpus(enc, 8, base_corpus="tinystories", base_weight=0.25,
-                            tinystories_path=tinystories_dir / "sample_small.txt", input_files=[story_files / "a.txt"])
+    corpus = h.build_corpus(enc, 8, h.TrainingText(base_corpus="tinystories", base_weight=0.25,
+                                                   tinystories_path=tinystories_dir / "sample_small.txt",
+                                                   input_files=[story_files / "a.txt"]))
     story_numbers = set(enc.encode_ordinary(" Story number"))
     tokens, _ = next(corpus.train_batches(4000, seed=0))
     from_files = np.isin(tokens.numpy(), list(story_numbers)).any(axis=0).mean()
@@ -75,21 +77,21 @@ def test_the_base_weight_picks_the_stream_of_each_window(enc, story_files, tinys
 
 
 def test_heldout_examples_are_whole_lines_left_out_of_training(enc, story_files):
-    corpus = h.build_corpus(enc, 8, base_weight=0.0, input_files=[story_files / "a.txt"], test_fraction=0.3,
-                            seed=2)
+    corpus = h.build_corpus(enc, 8, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"],
+                                                   test_fraction=0.3, seed=2))
     train_text = enc.decode(corpus.train_streams()[0].tolist()).replace("<|endoftext|>", "")
     held = enc.decode(corpus.heldout[0].ids.tolist()).replace("<|endoftext|>", "").splitlines()
     assert len(held) == 15
     assert all(line not in train_text for line in held)
     assert len(train_text.splitlines()) + len(held) == 50
-    again = h.build_corpus(enc, 8, base_weight=0.0, input_files=[story_files / "a.txt"], test_fraction=0.3,
-                           seed=2)
+    again = h.build_corpus(enc, 8, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"],
+                                                  test_fraction=0.3, seed=2))
     assert np.array_equal(again.heldout[0].ids, corpus.heldout[0].ids), "the choice is seeded"
 
 
 def test_heldout_windows_predict_every_token_once(enc, story_files):
-    corpus = h.build_corpus(enc, 7, base_weight=0.0, input_files=[story_files / "a.txt"],
-                            eval_files=[story_files / "b.txt"])
+    corpus = h.build_corpus(enc, 7, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"],
+                                                   eval_files=[story_files / "b.txt"]))
     stream = corpus.heldout[-1].ids.astype(np.int64)
     batches = list(corpus.heldout_batches(batch_size=5))
     targets = np.concatenate([tokens[1:].T.reshape(-1).numpy() for tokens, _ in batches])
@@ -98,23 +100,23 @@ def test_heldout_windows_predict_every_token_once(enc, story_files):
 
 
 def test_eval_files_are_held_out_whole(enc, story_files):
-    corpus = h.build_corpus(enc, 8, base_weight=0.0, input_files=[story_files / "a.txt"],
-                            eval_files=[story_files / "b.txt"])
+    corpus = h.build_corpus(enc, 8, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"],
+                                                   eval_files=[story_files / "b.txt"]))
     assert enc.decode(corpus.heldout[-1].ids.tolist()).startswith("Story number 50 ends here.\n")
     assert corpus.num_heldout_tokens == len(corpus.heldout[-1])
 
 
 def test_an_empty_eval_file_is_said_once_and_left_out(enc, story_files, capsys):
     (story_files / "empty.txt").write_text("\n \n")
-    corpus = h.build_corpus(enc, 8, base_weight=0.0, input_files=[story_files / "a.txt"],
-                            eval_files=[story_files / "empty.txt"])
+    corpus = h.build_corpus(enc, 8, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"],
+                                                   eval_files=[story_files / "empty.txt"]))
     assert not corpus.has_heldout
     assert capsys.readouterr().err.count("empty.txt holds no text") == 1
 
 
 def test_an_eval_file_that_is_a_training_file_is_said_once(enc, story_files, capsys):
-    h.build_corpus(enc, 8, base_weight=0.0, input_files=[story_files / "a.txt"],
-                   eval_files=[story_files / "a.txt", story_files / "b.txt"])
+    h.build_corpus(enc, 8, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"],
+                                          eval_files=[story_files / "a.txt", story_files / "b.txt"]))
     err = capsys.readouterr().err
     assert err.count("same text as a training file") == 1 and "a.txt" in err
 
@@ -122,15 +124,15 @@ def test_an_eval_file_that_is_a_training_file_is_said_once(enc, story_files, cap
 def test_a_stream_shorter_than_a_window_names_the_source_and_the_block_size_that_fits(enc, tmp_path):
     (tmp_path / "short.txt").write_text("One two three four five.\n")
     with pytest.raises(h.InputError) as error:
-        h.build_corpus(enc, 64, base_weight=0.0, input_files=[tmp_path / "short.txt"])
+        h.build_corpus(enc, 64, h.TrainingText(base_weight=0.0, input_files=[tmp_path / "short.txt"]))
     message = str(error.value)
     assert "short.txt gives 8 training tokens" in message and "--block_size 7 or smaller" in message
-    assert h.build_corpus(enc, 7, base_weight=0.0, input_files=[tmp_path / "short.txt"]).num_train_tokens == 8
+    assert h.build_corpus(enc, 7, h.TrainingText(base_weight=0.0, input_files=[tmp_path / "short.txt"])).num_train_tokens == 8
 
 
 def test_tokenized_text_is_cached_on_disk_and_memory_mapped(enc, story_files, tmp_path, monkeypatch):
     monkeypatch.setenv("PICOLLM_CACHE_DIR", str(tmp_path / "cache"))
-    first = h.build_corpus(enc, 8, base_weight=0.0, input_files=[story_files / "a.txt"])
+    first = h.build_corpus(enc, 8, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"]))
     entries = list((tmp_path / "cache").iterdir())
     assert len(entries) == 1 and not entries[0].name.startswith(".staging")
 
@@ -138,23 +140,23 @@ def test_tokenized_text_is_cached_on_disk_and_memory_mapped(enc, story_files, tm
         def encode_ordinary_batch(self, texts):
             raise AssertionError("a cached text must not be tokenized again")
 
-    again = h.build_corpus(NoEncoding(), 8, base_weight=0.0, input_files=[story_files / "a.txt"])
+    again = h.build_corpus(NoEncoding(), 8, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"]))
     assert isinstance(again.train_streams()[0], np.memmap)
     assert np.array_equal(again.train_streams()[0], first.train_streams()[0])
     (story_files / "a.txt").write_text("Other text entirely, long enough for a window or two.\n")
-    h.build_corpus(enc, 8, base_weight=0.0, input_files=[story_files / "a.txt"])
+    h.build_corpus(enc, 8, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"]))
     assert len(list((tmp_path / "cache").iterdir())) == 2, "the key is the text's hash"
 
 
 def test_packing_off_gives_the_starters_padded_examples(enc):
-    corpus = h.build_corpus(enc, 32, packing=False, base_weight=0.0, input_files=["3seqs.txt"])
+    corpus = h.build_corpus(enc, 32, h.TrainingText(base_weight=0.0, input_files=["3seqs.txt"]), packing=False)
     assert not corpus.packed and corpus.num_train == 3
     tokens, mask = next(corpus.train_batches(16, seed=0, steps_per_epoch=1))
     assert tokens.shape == (32, 3) and mask is not None
 
 
 def test_custom_corpus_packs_into_one_stream(enc):
-    corpus = h.build_corpus(enc, 64, base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus")
+    corpus = h.build_corpus(enc, 64, h.TrainingText(base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus"))
     (stream,) = corpus.train_streams()
     assert (stream == EOT).sum() == 5, "one end-of-text after each of the five files"
     assert corpus.num_train_tokens == len(stream) > 4000
@@ -166,7 +168,7 @@ SHARED_PLAYS = sorted((ROOT.parent / "shared" / "data" / "real_text" / "plays").
 
 
 def gpt2_ids_of_a_file_as_the_bundle_streams_it(enc, path) -> list[int]:
-    corpus = h.build_corpus(enc, 2, base_weight=0.0, input_files=[path])
+    corpus = h.build_corpus(enc, 2, h.TrainingText(base_weight=0.0, input_files=[path]))
     (stream,) = corpus.train_streams()
     assert stream[-1] == EOT and (stream == EOT).sum() == 1
     return stream[:-1].tolist()
@@ -193,7 +195,8 @@ def test_a_blank_line_before_a_word_is_two_newline_tokens_as_gpt2_has_it(enc, tm
 
 def test_heldout_lines_and_training_lines_share_out_the_files_own_ids(enc, story_files):
     text = (story_files / "a.txt").read_text()
-    corpus = h.build_corpus(enc, 8, base_weight=0.0, input_files=[story_files / "a.txt"], test_fraction=0.3, seed=2)
+    corpus = h.build_corpus(enc, 8, h.TrainingText(base_weight=0.0, input_files=[story_files / "a.txt"],
+                                                   test_fraction=0.3, seed=2))
     train, held = corpus.train_streams()[0], corpus.heldout[0].ids
     assert sorted([*train.tolist(), *held.tolist()]) == sorted([*enc.encode_ordinary(text), EOT])
 

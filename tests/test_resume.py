@@ -138,15 +138,16 @@ def test_a_truncated_checkpoint_is_one_clear_error_and_is_left_as_it_was(uninter
 def examples(enc):
     """The starter's per-example corpus: batches from a DataLoader and Python's random (nothing held out, so that
     the steps are not slowed by evaluations)."""
-    return h.build_corpus(enc, 16, packing=False, base_weight=0.0, input_dir=h.CUSTOM_CORPUS)
+    return h.build_corpus(enc, 16, h.TrainingText(base_weight=0.0, input_dir=h.CUSTOM_CORPUS), packing=False)
 
 
-def train(corpus, seed=0, **options):
+def train(corpus, budget: h.Budget, checkpointing=h.Checkpointing(), seed=0, on_eval=None):
     """A small Transformer with dropout (so that torch's random state matters), with a compact head."""
     h.seed_everything(seed)
     model = h.TransformerModel(d_model=16, n_heads=2, n_blocks=1, d_ff=32, max_seq_len=16, dropout=0.1,
                                vocab_ids=h.ids_seen(corpus.train_streams(), 50257))
-    return model, h.train_model(model, corpus, batch_size=4, seed=0, progress=False, eval_every=1, **options)
+    run = h.TrainingRun(budget, batch_size=4, evaluation=h.Evaluation(every=1), checkpointing=checkpointing)
+    return model, h.train_model(model, corpus, run, on_eval=on_eval, progress=False)
 
 
 def interrupt_at(stop_step: int):
@@ -158,17 +159,17 @@ def interrupt_at(stop_step: int):
 
 
 def test_ctrl_c_in_a_notebook_leaves_a_checkpoint_that_resumes_to_the_same_end(examples, tmp_path):
-    options = dict(max_steps=8, steps_per_epoch=3)
-    whole_model, whole = train(examples, **options)
+    budget = h.Budget(max_steps=8, steps_per_epoch=3)
+    whole_model, whole = train(examples, budget)
     path = tmp_path / "run.pt"
     handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt) as interrupted:
-        train(examples, **options, checkpoint_path=path, on_eval=interrupt_at(3))
+        train(examples, budget, h.Checkpointing(path=path), on_eval=interrupt_at(3))
     assert isinstance(interrupted.value, h.TrainingStopped) and interrupted.value.exit_status == 130
     assert interrupted.value.step == 3 and training_state(path)["schedule"]["steps_done"] == 3
     assert signal.getsignal(signal.SIGINT) is handler, "the previous handler is back"
 
-    model, history = train(examples, seed=123, **options, checkpoint_path=path, resume_from=h.resume_point(path))
+    model, history = train(examples, budget, h.Checkpointing(path=path, resume_from=h.resume_point(path)), seed=123)
     assert history.attrs["resumed_from_step"] == 3
     assert history["step"].tolist() == list(range(1, 9)), "the whole run's history"
     assert history["loss"].tolist() == whole["loss"].tolist()
@@ -192,12 +193,12 @@ def test_a_signal_during_the_step_s_all_reduce_stops_the_processes_after_the_nex
 
 
 def test_a_time_budget_goes_on_with_the_seconds_left(enc, tmp_path):
-    corpus = h.build_corpus(enc, 16, base_weight=0.0, input_files=["3seqs.txt"])
+    corpus = h.build_corpus(enc, 16, h.TrainingText(base_weight=0.0, input_files=["3seqs.txt"]))
     path = tmp_path / "run.pt"
     with pytest.raises(h.TrainingStopped, match="of about"):
-        train(corpus, train_seconds=1.0, checkpoint_path=path, on_eval=interrupt_at(3))
+        train(corpus, h.Budget(train_seconds=1.0), h.Checkpointing(path=path), on_eval=interrupt_at(3))
     spent = training_state(path)["schedule"]["elapsed"]
-    _, history = train(corpus, train_seconds=1.0, checkpoint_path=path, resume_from=path)
+    _, history = train(corpus, h.Budget(train_seconds=1.0), h.Checkpointing(path=path, resume_from=path))
     assert history["elapsed_s"].iloc[2] == spent and history["elapsed_s"].iloc[3] > spent
     assert 1.0 <= history["elapsed_s"].iloc[-1] < 1.0 + 5 * history["elapsed_s"].diff().median() + 0.2
     assert history["learning_rate"].iloc[-1] < 0.3 * history["learning_rate"].max(), "the cosine spans the run"
@@ -217,9 +218,9 @@ def test_the_schedule_goes_on_from_its_position():
 
 def test_a_finished_run_resumes_to_its_history_without_training(examples, tmp_path):
     path = tmp_path / "run.pt"
-    _, whole = train(examples, max_steps=3, checkpoint_path=path)
+    _, whole = train(examples, h.Budget(max_steps=3), h.Checkpointing(path=path))
     before = training_state(path)["optimizer"]["state"]
-    _, again = train(examples, max_steps=3, checkpoint_path=path, resume_from=path)
+    _, again = train(examples, h.Budget(max_steps=3), h.Checkpointing(path=path, resume_from=path))
     assert again["loss"].tolist() == whole["loss"].tolist() and again.attrs["resumed_from_step"] == 3
     after = training_state(path)["optimizer"]["state"]
     assert all(torch.equal(before[key]["exp_avg"], after[key]["exp_avg"]) for key in before), "no step taken"
@@ -227,7 +228,7 @@ def test_a_finished_run_resumes_to_its_history_without_training(examples, tmp_pa
 
 def test_checkpoint_every_needs_a_path(examples):
     with pytest.raises(h.InputError, match="needs a file"):
-        train(examples, max_steps=2, checkpoint_every=1)
+        train(examples, h.Budget(max_steps=2), h.Checkpointing(every=1))
     with pytest.raises(h.InputError, match="--checkpoint_every 5 needs a file"):
         cli.check_args(cli.build_parser().parse_args(["--input_files", "3seqs.txt", "--checkpoint_every", "5"]))
 

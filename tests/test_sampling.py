@@ -80,9 +80,9 @@ def test_a_draw_at_either_end_of_the_uniform_lands_on_an_id_that_can_be_drawn(un
 def test_seeds_reproduce_and_differ():
     torch.manual_seed(0)
     model = h.LSTMSeqModel(200, embed_size=8, hidden_size=8)
-    first = h.generate_tokens(model, [1, 2, 3], 15, top_p=0.95, seed=7).tokens
-    again = h.generate_tokens(model, [1, 2, 3], 15, top_p=0.95, seed=7).tokens
-    other = h.generate_tokens(model, [1, 2, 3], 15, top_p=0.95, seed=8).tokens
+    first = h.generate_tokens(model, [1, 2, 3], 15, h.Decoding(top_p=0.95), seed=7).tokens
+    again = h.generate_tokens(model, [1, 2, 3], 15, h.Decoding(top_p=0.95), seed=7).tokens
+    other = h.generate_tokens(model, [1, 2, 3], 15, h.Decoding(top_p=0.95), seed=8).tokens
     assert first == again and first != other
 
 
@@ -92,7 +92,8 @@ def test_greedy_is_the_argmax_and_p_changes_the_text():
     greedy = h.generate_tokens(model, [1, 2, 3], 10).tokens
     logits = h.next_token_log_probs(model, [1, 2, 3])
     assert greedy[0] == int(logits.argmax())
-    samples = {tuple(h.generate_tokens(model, [1, 2, 3], 10, top_p=p, seed=0).tokens) for p in (0.05, 0.5, 1.0)}
+    samples = {tuple(h.generate_tokens(model, [1, 2, 3], 10, h.Decoding(top_p=p), seed=0).tokens)
+               for p in (0.05, 0.5, 1.0)}
     assert len(samples) > 1, "every p gave the same text (the notes' placeholder bug)"
 
 
@@ -117,7 +118,7 @@ def test_bad_arguments_fail_clearly(arguments, message):
     with pytest.raises(ValueError, match=message):
         h.filter_logits(torch.randn(10), **arguments)
     with pytest.raises(ValueError, match=message):
-        h.generate_tokens(h.LSTMSeqModel(10, embed_size=4, hidden_size=4), [1], 3, **arguments)
+        h.generate_tokens(h.LSTMSeqModel(10, embed_size=4, hidden_size=4), [1], 3, h.Decoding(**arguments))
 
 
 def test_lab_builds_headless_and_the_p_slider_resamples(enc):

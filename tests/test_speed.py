@@ -30,9 +30,9 @@ def test_the_benchmark_measures_every_way_on_the_same_heldout_windows(tmp_path, 
     ways = h.benchmark_runs(TINY, command_line)
     assert [way.label for way in ways if way.compile] == [h.COMMAND_LINE_COMPILED]
     uncompiled = [way for way in ways if not way.compile]  # compiling takes seconds; tests/test_gpu_path.py tests it
-    artefact = h.learning_speed([train], heldouts, uncompiled, model=TINY, enc=enc,
-                                device="cpu", train_seconds=0.5, eval_every_seconds=0.25, block_size=16, batch_size=4,
-                                max_new_tokens=5, warm_up_seconds=0.2, path=tmp_path / "speed.json")
+    benchmark = h.SpeedBenchmark((train,), tuple(heldouts), TINY, train_seconds=0.5, eval_every_seconds=0.25,
+                                 batch_size=4, block_size=16, max_new_tokens=5, warm_up_seconds=0.2)
+    artefact = h.learning_speed(benchmark, uncompiled, enc=enc, device="cpu", path=tmp_path / "speed.json")
     runs = artefact["results"]["runs"]
     assert set(runs) == {h.STARTER_WAY, h.PACKED_FULL, h.PACKED_COMPACT, h.PRESET_TRANSFORMER, h.COMMAND_LINE,
                          h.REFERENCE}

@@ -25,8 +25,9 @@ def test_artefact_form_and_a_failure_recorded(tmp_path):
         return square(config)
 
     path = tmp_path / "demo.json"
-    artefact = h.run_study("demo", CONFIGS, sometimes_out_of_memory, preset="quick", device="cpu",
-                           study_config={"steps": 3}, path=path, summarize=lambda runs: {"lessons": [len(runs)]})
+    study = h.Study("demo", CONFIGS, sometimes_out_of_memory, {"steps": 3},
+                    summarize=lambda runs: {"lessons": [len(runs)]})
+    artefact = h.run_study(study, preset="quick", device="cpu", path=path)
     assert set(artefact) == set(h.ARTEFACT_FIELDS)
     assert artefact["name"] == "demo" and artefact["config"] == {"steps": 3} and artefact["preset"] == "quick"
     runs = artefact["results"]["runs"]
@@ -46,8 +47,8 @@ def test_an_interrupted_study_picks_up_from_its_record_and_a_finished_one_starts
         return square(config)
 
     with pytest.raises(KeyboardInterrupt):
-        h.run_study("demo", CONFIGS, interrupted, preset="quick", device="cpu", study_config={"steps": 3}, path=path,
-                    checkpoint_dir=tmp_path / "checkpoints")
+        h.run_study(h.Study("demo", CONFIGS, interrupted, {"steps": 3}), preset="quick", device="cpu",
+                    path=path, checkpoint_dir=tmp_path / "checkpoints")
     assert not path.exists(), "no artefact until the study is complete"
     partial = json.loads(record.read_text())
     assert [run["config"]["size"] for run in partial["results"]["runs"]] == [1, 2]
@@ -58,15 +59,15 @@ def test_an_interrupted_study_picks_up_from_its_record_and_a_finished_one_starts
         ran.append(config["size"])
         return square(config)
 
-    artefact = h.run_study("demo", CONFIGS, counting, preset="quick", device="cpu", study_config={"steps": 3},
+    artefact = h.run_study(h.Study("demo", CONFIGS, counting, {"steps": 3}), preset="quick", device="cpu",
                            path=path, checkpoint_dir=tmp_path / "checkpoints")
     assert ran == [3, 4], "finished configs must not run again"
     assert [run["loss"] for run in artefact["results"]["runs"]] == [1, 4, 9, 16]
     assert (artefact["results"]["computed"], artefact["results"]["kept"]) == (2, 2)
     assert artefact["results"]["runs"][:2] == partial["results"]["runs"], "kept runs keep their own stamps"
     assert not record.exists(), "a complete study drops its progress record"
-    h.run_study("demo", CONFIGS, counting, preset="quick", device="cpu", study_config={"steps": 3}, path=path,
-                checkpoint_dir=tmp_path / "checkpoints")
+    h.run_study(h.Study("demo", CONFIGS, counting, {"steps": 3}), preset="quick", device="cpu",
+                path=path, checkpoint_dir=tmp_path / "checkpoints")
     assert ran == [3, 4, 1, 2, 3, 4], "a rerun of a finished study computes everything afresh"
 
 
@@ -80,24 +81,24 @@ def test_kept_runs_must_come_from_the_same_code_and_settings(tmp_path, monkeypat
 
     def interrupt():
         with pytest.raises(KeyboardInterrupt):
-            h.run_study("demo", CONFIGS, stop_at_two, preset="quick", device="cpu", study_config={"steps": 3},
+            h.run_study(h.Study("demo", CONFIGS, stop_at_two, {"steps": 3}), preset="quick", device="cpu",
                         path=tmp_path / "d.json", checkpoint_dir=record_dir)
 
     ran = []
     counting = lambda config: ran.append(config["size"]) or square(config)  # noqa: E731
     interrupt()
-    h.run_study("demo", CONFIGS, counting, preset="quick", device="cpu", study_config={"steps": 5},
+    h.run_study(h.Study("demo", CONFIGS, counting, {"steps": 5}), preset="quick", device="cpu",
                 path=tmp_path / "d.json", checkpoint_dir=record_dir)
     assert ran == [1, 2, 3, 4], "other settings start afresh"
     interrupt()
     monkeypatch.setattr(h.studies.lessons, "code_fingerprint", lambda: "changed-code")
-    h.run_study("demo", CONFIGS, counting, preset="quick", device="cpu", study_config={"steps": 3},
+    h.run_study(h.Study("demo", CONFIGS, counting, {"steps": 3}), preset="quick", device="cpu",
                 path=tmp_path / "d.json", checkpoint_dir=record_dir)
     assert ran == [1, 2, 3, 4] * 2, "other code starts afresh"
 
 
 def test_runs_carry_their_own_provenance(tmp_path):
-    artefact = h.run_study("demo", CONFIGS[:1], square, preset="quick", device="cpu", study_config={},
+    artefact = h.run_study(h.Study("demo", CONFIGS[:1], square, {}), preset="quick", device="cpu",
                            path=tmp_path / "d.json")
     stamp = artefact["results"]["runs"][0]["provenance"]
     assert set(stamp) == {"created", "git_commit", "device", "torch_version", "base_corpus", "code_fingerprint"}

@@ -1,6 +1,8 @@
 """train_model's history, budgets, recipe and determinism; evaluation and checkpoints."""
 
+import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,16 +13,16 @@ from conftest import ROOT
 
 @pytest.fixture(scope="module")
 def corpus(enc):
-    return h.build_corpus(enc, 32, base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
-                          test_fraction=0.25, seed=0)
+    return h.build_corpus(enc, 32, h.TrainingText(base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
+                                                  test_fraction=0.25, seed=0))
 
 
-def train_lstm(corpus, seed=0, steps=4, **options):
+def train_lstm(corpus, seed=0, steps=4):
     h.seed_everything(seed)
     model = h.LSTMSeqModel(50257, embed_size=16, hidden_size=16)
-    history = h.train_model(model, corpus, batch_size=8, max_steps=steps, steps_per_epoch=steps // 2, eval_every=1,
-                            seed=seed, progress=False, **options)
-    return model, history
+    run = h.TrainingRun(budget=h.Budget(max_steps=steps, steps_per_epoch=steps // 2), batch_size=8, seed=seed,
+                        evaluation=h.Evaluation(every=1))
+    return model, h.train_model(model, corpus, run, progress=False)
 
 
 def test_history_has_one_row_per_step(corpus):
@@ -35,11 +37,11 @@ def test_history_has_one_row_per_step(corpus):
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_loss_goes_down_on_repeated_data(enc, packing):
-    corpus = h.build_corpus(enc, 32, packing=packing, base_weight=0.0, input_files=["3seqs.txt"])
+    corpus = h.build_corpus(enc, 32, h.TrainingText(base_weight=0.0, input_files=["3seqs.txt"]), packing=packing)
     h.seed_everything(0)
     model = h.LSTMSeqModel(50257, embed_size=32, hidden_size=32)
-    history = h.train_model(model, corpus, batch_size=3, max_steps=30, recipe=h.Recipe(learning_rate=1e-2),
-                            progress=False)
+    run = h.TrainingRun(budget=h.Budget(max_steps=30), batch_size=3, recipe=h.Recipe(learning_rate=1e-2))
+    history = h.train_model(model, corpus, run, progress=False)
     assert history["loss"].iloc[-1] < history["loss"].iloc[0] - 3
 
 
@@ -54,8 +56,8 @@ def test_fixed_seeds_give_the_same_losses(corpus):
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_evaluate_counts_every_heldout_target_once(enc, packing):
-    corpus = h.build_corpus(enc, 16, packing=packing, base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
-                            test_fraction=0.25, seed=0)
+    corpus = h.build_corpus(enc, 16, h.TrainingText(base_weight=0.0, input_dir=ROOT / "data" / "custom_corpus",
+                                                    test_fraction=0.25, seed=0), packing=packing)
     h.seed_everything(0)
     model = h.LSTMSeqModel(50257, embed_size=16, hidden_size=16).eval()
     total, count = 0.0, 0
@@ -73,18 +75,18 @@ def test_evaluate_counts_every_heldout_target_once(enc, packing):
 def test_bad_training_arguments(corpus):
     model = h.LSTMSeqModel(50257, embed_size=8, hidden_size=8)
     with pytest.raises(h.InputError, match="learning_rate"):
-        h.train_model(model, corpus, max_steps=2, recipe=h.Recipe(learning_rate=0))
+        h.train_model(model, corpus, h.TrainingRun(h.Budget(max_steps=2), recipe=h.Recipe(learning_rate=0)))
     with pytest.raises(h.InputError, match="max_steps=0"):
-        h.train_model(model, corpus, max_steps=0)
+        h.train_model(model, corpus, h.TrainingRun(h.Budget(max_steps=0)))
     with pytest.raises(h.InputError, match="train_seconds"):
-        h.train_model(model, corpus, train_seconds=0)
+        h.train_model(model, corpus, h.TrainingRun(h.Budget(train_seconds=0)))
     with pytest.raises(h.InputError, match="one budget"):
-        h.train_model(model, corpus, max_steps=3, train_seconds=3)
+        h.train_model(model, corpus, h.TrainingRun(h.Budget(max_steps=3, train_seconds=3)))
     with pytest.raises(h.InputError, match="--warmup_steps"):
-        h.train_model(model, corpus, max_steps=3, recipe=h.Recipe(warmup_steps=3))
+        h.train_model(model, corpus, h.TrainingRun(h.Budget(max_steps=3), recipe=h.Recipe(warmup_steps=3)))
     with pytest.raises(h.InputError, match="--block_size"):
         h.train_model(h.TransformerModel(d_model=8, n_heads=2, n_blocks=1, d_ff=16, max_seq_len=16), corpus,
-                      max_steps=2)
+                      h.TrainingRun(h.Budget(max_steps=2)))
 
 
 @pytest.mark.parametrize("compact", [False, True])
@@ -92,7 +94,7 @@ def test_checkpoint_rebuilds_the_same_model(corpus, tmp_path, enc, compact):
     h.seed_everything(0)
     model = h.LSTMSeqModel(50257, embed_size=16, hidden_size=16,
                            vocab_ids=h.ids_seen(corpus.train_streams(), 50257) if compact else None)
-    h.train_model(model, corpus, batch_size=8, max_steps=2, progress=False)
+    h.train_model(model, corpus, h.TrainingRun(h.Budget(max_steps=2), batch_size=8), progress=False)
     path = h.save_checkpoint(model, tmp_path / "lstm.pt", note="test")
     assert not list(tmp_path.glob(".*.tmp"))
     loaded = h.load_checkpoint(path)
@@ -161,7 +163,7 @@ def test_time_budget_estimates_the_steps_that_fit():
 def test_train_seconds_stops_on_time_and_the_cosine_spans_the_run(corpus):
     h.seed_everything(0)
     model = h.LSTMSeqModel(50257, embed_size=8, hidden_size=8)
-    history = h.train_model(model, corpus, batch_size=4, train_seconds=1.5, progress=False)
+    history = h.train_model(model, corpus, h.TrainingRun(h.Budget(train_seconds=1.5), batch_size=4), progress=False)
     assert 1.5 <= history["elapsed_s"].iloc[-1] < 1.5 + 3 * history["elapsed_s"].diff().median() + 0.5
     peak = history["learning_rate"].max()
     assert history["learning_rate"].iloc[-1] < 0.3 * peak, "the schedule must have decayed by the end"
@@ -179,8 +181,28 @@ def test_gradient_clipping_bounds_the_gradient_norm(corpus):
     def gradient_norm_after_one_step(grad_clip):
         h.seed_everything(0)
         model = h.LSTMSeqModel(50257, embed_size=8, hidden_size=8)
-        h.train_model(model, corpus, batch_size=4, max_steps=1, recipe=h.Recipe(grad_clip=grad_clip), progress=False)
+        run = h.TrainingRun(h.Budget(max_steps=1), batch_size=4, recipe=h.Recipe(grad_clip=grad_clip))
+        h.train_model(model, corpus, run, progress=False)
         return torch.cat([p.grad.flatten() for p in model.parameters()]).norm().item()
 
     assert gradient_norm_after_one_step(None) > 0.01
     assert gradient_norm_after_one_step(1e-3) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_a_run_is_stored_whole_with_its_history_and_checkpoint_and_trains_again_from_that_record(corpus, tmp_path):
+    run = h.TrainingRun(h.Budget(max_steps=4), batch_size=4, seed=3, recipe=h.Recipe(learning_rate=1e-2),
+                        evaluation=h.Evaluation(every=2), checkpointing=h.Checkpointing(path=tmp_path / "run.pt"))
+    h.seed_everything(0)
+    model = h.LSTMSeqModel(50257, embed_size=16, hidden_size=16)
+    history = h.train_model(model, corpus, run, progress=False)
+    record = history.attrs["run"]
+    assert record == h.run_record(run) and record["recipe"]["learning_rate"] == 1e-2
+    assert record["budget"]["max_steps"] == 4 and record["checkpointing"]["path"] == str(tmp_path / "run.pt")
+    assert h.load_checkpoint(tmp_path / "run.pt").checkpoint_metadata["run"] == record
+    again = h.TrainingRun.from_record(json.loads(json.dumps(record)))
+    assert again == replace(run, checkpointing=h.Checkpointing(path=str(tmp_path / "run.pt")))
+    h.seed_everything(0)
+    replayed = h.train_model(h.LSTMSeqModel(50257, embed_size=16, hidden_size=16), corpus,
+                             replace(again, checkpointing=h.Checkpointing()), progress=False)
+    assert replayed["loss"].tolist() == pytest.approx(history["loss"].tolist(), abs=1e-6)
+    assert replayed["test_loss"].dropna().tolist() == pytest.approx(history["test_loss"].dropna().tolist(), abs=1e-6)

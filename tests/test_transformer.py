@@ -73,8 +73,8 @@ def test_sampling_with_and_without_the_cache_gives_the_same_tokens(name):
     model = small_model(name, vocab_size=300)
     prompt = [5, 17, 42]
     for top_p in (None, 0.9):
-        cached = h.generate_tokens(model, prompt, 25, top_p=top_p, seed=3, use_cache=True).tokens
-        uncached = h.generate_tokens(model, prompt, 25, top_p=top_p, seed=3, use_cache=False).tokens
+        cached = h.generate_tokens(model, prompt, 25, h.Decoding(top_p=top_p), seed=3, use_cache=True).tokens
+        uncached = h.generate_tokens(model, prompt, 25, h.Decoding(top_p=top_p), seed=3, use_cache=False).tokens
         assert cached == uncached
 
 

@@ -30,9 +30,9 @@ from ..heads import vocab_ids_for
 from ..models import build_model, count_parameters, describe_head
 from ..presets import TRANSFORMER_PRESETS, RunPreset, transformer_config
 from ..sampling import generate_tokens
-from ..training import Recipe, train_model
-from .lessons import (count_baselines, first_seconds, lesson, paired_effects, per_seed, run_study, runs_by, spread,
-                      study_seeds)
+from ..training import Arithmetic, Budget, Evaluation, Recipe, TrainingRun, train_model
+from .lessons import (Study, count_baselines, first_seconds, lesson, paired_effects, per_seed, run_study, runs_by,
+                      spread, study_seeds)
 
 FAMILY_NAMES = {"lstm": "LSTM", "kgram": "k-gram MLP", "transformer": "Transformer"}
 
@@ -114,10 +114,11 @@ def fastest_learner_study(enc, run: RunPreset, *, device, best_kgram: str = "emb
         family, arguments = models[config["model"]]
         seed_everything(config["seed"])
         model = build_model(family, **arguments, vocab_ids=vocab_ids).to(device)
-        history = train_model(model, corpus, train_seconds=budget.seconds, batch_size=run.batch_size,
-                              seed=config["seed"], eval_at_steps=DOUBLING_STEPS, heldout=heldout,
-                              eval_every_seconds=budget.eval_every_seconds, grad_accum_steps=run.grad_accum_steps,
-                              name=config["model"])
+        training = TrainingRun(budget=Budget(train_seconds=budget.seconds), batch_size=run.batch_size,
+                               seed=config["seed"], evaluation=Evaluation(every_seconds=budget.eval_every_seconds,
+                                                                          at_steps=DOUBLING_STEPS),
+                               arithmetic=Arithmetic(grad_accum_steps=run.grad_accum_steps))
+        history = train_model(model, corpus, training, heldout=heldout, name=config["model"])
         result = {"family": family, "curve": race_curve(history), "parameters": count_parameters(model),
                   "tokens_per_s": float(history["tokens"].sum() / history["elapsed_s"].iloc[-1]),
                   "steps": int(history["step"].iloc[-1])}
@@ -132,9 +133,9 @@ def fastest_learner_study(enc, run: RunPreset, *, device, best_kgram: str = "emb
                     "data": "the plays", **corpus_size(corpus), "heldout": heldout.heldout[0].name,
                     "heldout_tokens": heldout.num_heldout_tokens, "prompt": prompt,
                     "models": {name: {"family": family, **arguments} for name, (family, arguments) in models.items()}}
-    return run_study("fastest_learner", configs, race, preset=run.name, device=device, study_config=study_config,
-                     summarize=lambda runs: {**race_lessons(runs, counting), "counting": counting},
-                     checkpoint_dir=checkpoint_dir)
+    study = Study("fastest_learner", configs, race, study_config,
+                  summarize=lambda runs: {**race_lessons(runs, counting), "counting": counting})
+    return run_study(study, preset=run.name, device=device, checkpoint_dir=checkpoint_dir)
 
 
 def loss_at_step(run: dict, step: int) -> float:

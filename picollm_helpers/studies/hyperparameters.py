@@ -29,9 +29,9 @@ from ..heads import vocab_ids_for
 from ..models import build_model, count_parameters, describe_head, flops_per_token
 from ..presets import RunPreset, study_transformer
 from ..tokenizer import GPT2_VOCAB_SIZE
-from ..training import Recipe, train_model
-from .lessons import (count_baselines, first_seconds, lesson, paired_effects, per_seed, run_study, runs_by, spread,
-                      study_seeds)
+from ..training import Arithmetic, Budget, Recipe, TrainingRun, train_model
+from .lessons import (Study, count_baselines, first_seconds, lesson, paired_effects, per_seed, run_study, runs_by,
+                      spread, study_seeds)
 
 
 @dataclass(frozen=True)
@@ -106,10 +106,11 @@ class TrainAtWidth:
         seed_everything(config["seed"])
         model = build_model("transformer", **asdict(width_config(self.run, config["width"])),
                             vocab_ids=self.vocab_ids).to(self.device)
-        history = train_model(model, self.corpus, max_steps=steps_for(config["tokens"], self.run),
-                              batch_size=self.run.batch_size, recipe=Recipe(learning_rate=config["learning_rate"]),
-                              seed=config["seed"], heldout=self.heldout, grad_accum_steps=self.run.grad_accum_steps,
-                              name=str(config))
+        training = TrainingRun(budget=Budget(max_steps=steps_for(config["tokens"], self.run)),
+                               batch_size=self.run.batch_size, seed=config["seed"],
+                               recipe=Recipe(learning_rate=config["learning_rate"]),
+                               arithmetic=Arithmetic(grad_accum_steps=self.run.grad_accum_steps))
+        history = train_model(model, self.corpus, training, heldout=self.heldout, name=str(config))
         seconds = float(history["elapsed_s"].iloc[-1])
         tokens = int(history["tokens"].sum())
         return {"loss": float(history["test_loss"].iloc[-1]), "bpc": float(history["test_bpc"].iloc[-1]),
@@ -167,12 +168,10 @@ def tune_learning_rates(train: TrainAtWidth, budget: HyperparameterBudget, seeds
     for _ in range(budget.max_extensions + 1):
         configs = [{"width": width, "learning_rate": rate, "tokens": budget.tuning_tokens, "seed": seed}
                    for width, rates in grids.items() for rate in sorted(rates) for seed in seeds]
-        artefact = run_study("hyperparameter_rates", configs, train, preset=preset, device=device,
-                             study_config=study_config, checkpoint_dir=checkpoint_dir,
-                             reuse=artefact["results"]["runs"] if artefact else (),
-                             summarize=lambda runs: {
-                                 **rate_lessons(runs, budget.widths, counting, budget.tuning_tokens),
-                                 "counting": counting})
+        study = Study("hyperparameter_rates", configs, train, study_config, summarize=lambda runs: {
+            **rate_lessons(runs, budget.widths, counting, budget.tuning_tokens), "counting": counting})
+        artefact = run_study(study, preset=preset, device=device, checkpoint_dir=checkpoint_dir,
+                             reuse=artefact["results"]["runs"] if artefact else ())
         grown = {width: edge_to_grow(rate_grid(artefact["results"]["runs"], width)) for width in grids}
         if not any(grown.values()):
             break
@@ -244,9 +243,9 @@ def hyperparameter_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_
     chosen = rates["results"]["chosen"]
     study_config = {**train.study_config(budget, seeds), "learning_rates": chosen,
                     "rate_warnings": rates["results"]["warnings"]}
-    return run_study("hyperparameters", budget_configs(train, budget, chosen, seeds), train, preset=run.name,
-                     device=device, study_config=study_config, checkpoint_dir=checkpoint_dir,
-                     summarize=lambda runs: {**budget_lessons(runs, counting), "counting": counting})
+    study = Study("hyperparameters", budget_configs(train, budget, chosen, seeds), train, study_config,
+                  summarize=lambda runs: {**budget_lessons(runs, counting), "counting": counting})
+    return run_study(study, preset=run.name, device=device, checkpoint_dir=checkpoint_dir)
 
 
 def by_budget(runs: list[dict]) -> dict[float, dict[int, list[dict]]]:

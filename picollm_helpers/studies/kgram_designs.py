@@ -23,9 +23,8 @@ import torch
 
 from ..artefacts import corpus_size, history_rows, read_artefact, summarize_history, write_artefact
 from ..device import KEEP_FREED_MEMORY_VARIABLE, seed_everything
-from ..models import KGramMLPSeqModel, build_model, compute_next_token_loss, kgram_starter_loop_logits, kgram_windows
-from ..tokenizer import GPT2_VOCAB_SIZE
-from ..training import STARTER_RECIPE, Recipe, make_optimizer, save_checkpoint, targets_in, train_model
+from ..models import KGramConfig, KGramMLPSeqModel, compute_next_token_loss, kgram_starter_loop_logits, kgram_windows
+from ..training import STARTER_RECIPE, Recipe, TrainingRun, make_optimizer, save_checkpoint, targets_in, train_model
 from .lessons import count_baselines
 
 
@@ -73,49 +72,62 @@ def time_starter_loop_as_the_starter_runs(model: KGramMLPSeqModel, batches: list
     return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
-def kgram_design_comparison(corpus, vocab_size: int, *, preset: str, device, k: int = 2, embed_size: int = 64,
-                            num_inner_layers: int = 2, recipe: Recipe = STARTER_RECIPE, batch_size: int = 32,
-                            steps: int = 20, seed: int = 0, timing_batches: int = 3,
-                            timing_batch_size: int | None = None, chunk_sizes=(1024, 8), data: str = "") -> dict:
-    """Train the three k-gram designs alike and time the starter's loop against them.
+def shared_by_designs(design: KGramConfig) -> dict:
+    """What every design of a comparison shares, as its artefact records it: the vocabulary, k, width and depth."""
+    return {name: getattr(design, name) for name in ("vocab_size", "k", "embed_size", "num_inner_layers")}
+
+
+@dataclass(frozen=True)
+class LoopTiming:
+    """How the starter's loop is timed against the designs: on `batches` batches of `batch_size` windows (None: the
+    designs' batch), and the chunk sizes (positions processed at once) the onehot design is timed at, the first
+    every design's."""
+
+    batches: int = 3
+    batch_size: int | None = None
+    chunk_sizes: tuple[int, ...] = (1024, 8)
+
+
+def kgram_design_comparison(corpus, design: KGramConfig, run: TrainingRun, *, preset: str, device,
+                            timing: LoopTiming = LoopTiming(), data: str = "") -> dict:
+    """Train the three k-gram designs alike, as `run` says, and time the starter's loop against them.
 
     Every design gets the same recipe, seed and batches, through the training step users get
-    (train_model). The onehot design is also timed at each of `chunk_sizes` after the first
+    (train_model). The onehot design is also timed at each of the timing's chunk sizes after the first
     (positions processed at once), and computing every position's window, as the loop does
     (distinct_windows=False: what vectorising alone gains). The starter's loop trains the onehot
-    design from the same initial weights on `timing_batches` batches (of `timing_batch_size`
-    windows, else batch_size), twice: as the starter runs (a process of its own, glibc's default
-    allocator; the speed-ups are over this one) and in this process.
+    design from the same initial weights on the timing's batches, twice: as the starter runs (a process
+    of its own, glibc's default allocator; the speed-ups are over this one) and in this process.
     Writes artefacts/kgram_comparison.json and returns it.
     """
-    shared = dict(vocab_size=vocab_size, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers)
+    chunk_sizes, seed, recipe = timing.chunk_sizes, run.seed, run.recipe
+    batch_size, steps = run.batch_size, run.budget.max_steps
     runs = [(variant, variant, chunk_sizes[0], True) for variant in KGramMLPSeqModel.VARIANTS]
     runs += [(f"onehot, chunk {chunk}", "onehot", chunk, True) for chunk in chunk_sizes[1:]]
     runs += [(EVERY_WINDOW, "onehot", chunk_sizes[0], False)]
     designs, histories = {}, []
     for label, variant, chunk, distinct in runs:
         seed_everything(seed)
-        model = build_model("kgram", **shared, variant=variant, chunk_size=chunk, distinct_windows=distinct).to(device)
-        history = train_model(model, corpus, max_steps=steps, batch_size=batch_size, recipe=recipe, seed=seed,
-                              name=label)
+        model = KGramMLPSeqModel(config=design, variant=variant, chunk_size=chunk, distinct_windows=distinct).to(device)
+        history = train_model(model, corpus, run, name=label)
         designs[label] = {**summarize_history(history, model), "chunk_size": chunk, "distinct_windows": distinct}
         histories.append(history)
     seed_everything(seed)
-    loop_model = build_model("kgram", **shared, variant="onehot")
-    timing_batch_size = timing_batch_size or batch_size
-    batches = starter_loop_batches(corpus, batches=timing_batches, batch_size=timing_batch_size, seed=seed)
+    loop_model = KGramMLPSeqModel(config=design, variant="onehot")
+    timing_batch_size = timing.batch_size or batch_size
+    batches = starter_loop_batches(corpus, batches=timing.batches, batch_size=timing_batch_size, seed=seed)
     loop = time_starter_loop_as_the_starter_runs(loop_model, batches, recipe)
     loop_here = time_starter_loop(loop_model, batches, recipe)
     for row in designs.values():
         row["speedup_over_loop"] = row["tokens_per_s"] / loop["tokens_per_s"]
         row["speedup_over_loop_in_this_process"] = row["tokens_per_s"] / loop_here["tokens_per_s"]
-    config = {**shared, "recipe": asdict(recipe), "batch_size": batch_size, "steps": steps, "seed": seed,
-              "timing_batches": timing_batches, "timing_batch_size": timing_batch_size,
+    config = {**shared_by_designs(design), "recipe": asdict(recipe), "batch_size": batch_size, "steps": steps,
+              "seed": seed, "timing_batches": timing.batches, "timing_batch_size": timing_batch_size,
               "chunk_sizes": list(chunk_sizes), "data": data,
               **corpus_size(corpus), "loop_device": "cpu",
               "starter_loop": "its own process, glibc's default allocator, as the starter runs",
               "starter_loop_in_this_process": "this process, with the bundle's allocator setting"}
-    windows = window_counts(itertools.islice(corpus.train_batches(batch_size, seed), steps), k)
+    windows = window_counts(itertools.islice(corpus.train_batches(batch_size, seed), steps), design.k)
     results = {"designs": designs, "starter_loop": loop, "starter_loop_in_this_process": loop_here, "windows": windows,
                "history": [row for history in histories for row in history_rows(history)]}
     path = write_artefact("kgram_comparison", preset=preset, config=config, results=results, device=device)
@@ -170,12 +182,11 @@ KGRAM_BUDGETS = {"quick": KgramBudget(steps=6, eval_every=3), "cpu": KgramBudget
                  "gpu": KgramBudget(steps=3_000, eval_every=200)}
 
 
-def kgram_real_text(corpus, heldout, vocab_ids, *, preset: str, device, k: int = 2, embed_size: int = 64,
-                    num_inner_layers: int = 2, recipe: Recipe = Recipe(), batch_size: int = 16, steps: int = 60,
-                    eval_every: int = 10, seed: int = 0, checkpoint_dir: Path | None = None) -> dict:
+def kgram_real_text(corpus, heldout, vocab_ids, design: KGramConfig, run: TrainingRun, *, preset: str, device,
+                    checkpoint_dir: Path | None = None) -> dict:
     """Every design with this bundle's context window, and the embedding design with the starter's, trained
-    alike on real text (packed, the bundle's recipe) and measured on a held-out set, beside the count models of
-    the same text.
+    alike on real text (packed, the bundle's recipe, as `run` says) and measured on a held-out set, beside the
+    count models of the same text.
 
     The logits at t predict token t+1; the starter's window t-k..t-1 hides token t from them. A
     k-gram MLP is a neural (k+1)-gram model: it reads the same k tokens as a (k+1)-gram count
@@ -184,16 +195,15 @@ def kgram_real_text(corpus, heldout, vocab_ids, *, preset: str, device, k: int =
     with checkpoint_dir, also saves each design (this bundle's window) there as kgram_<design>.pt,
     for the sampling lab.
     """
-    shared = dict(vocab_size=GPT2_VOCAB_SIZE, k=k, embed_size=embed_size, num_inner_layers=num_inner_layers)
+    k, steps = design.k, run.budget.max_steps
     runs = [(variant, True) for variant in KGramMLPSeqModel.VARIANTS] + [("embedding", False)]
     rows, histories = {}, []
     for variant, include_current in runs:
         label = f"{variant}, {KGRAM_WINDOWS[include_current]}"
-        seed_everything(seed)
-        model = build_model("kgram", **shared, variant=variant, include_current=include_current,
+        seed_everything(run.seed)
+        model = KGramMLPSeqModel(config=design, variant=variant, include_current=include_current,
                             vocab_ids=vocab_ids).to(device)
-        history = train_model(model, corpus, max_steps=steps, batch_size=batch_size, recipe=recipe, seed=seed,
-                              eval_every=eval_every, heldout=heldout, name=label)
+        history = train_model(model, corpus, run, heldout=heldout, name=label)
         final = history.dropna(subset=["test_loss"]).iloc[-1]
         rows[label] = {"variant": variant, "window": KGRAM_WINDOWS[include_current],
                        **summarize_history(history, model), "final_test_loss": float(final["test_loss"]),
@@ -207,9 +217,9 @@ def kgram_real_text(corpus, heldout, vocab_ids, *, preset: str, device, k: int =
     same_k = counting["orders"][str(k + 1)]["nats_per_token"]
     for row in rows.values():
         row["below_same_k_counts_by"] = same_k - row["final_test_loss"]
-    config = {**shared, "recipe": asdict(recipe), "batch_size": batch_size, "steps": steps, "eval_every": eval_every,
-              "seed": seed, "data": "the plays", **corpus_size(corpus), "heldout": heldout.heldout[0].name,
-              "heldout_tokens": heldout.num_heldout_tokens}
+    config = {**shared_by_designs(design), "recipe": asdict(run.recipe), "batch_size": run.batch_size, "steps": steps,
+              "eval_every": run.evaluation.every, "seed": run.seed, "data": "the plays", **corpus_size(corpus),
+              "heldout": heldout.heldout[0].name, "heldout_tokens": heldout.num_heldout_tokens}
     results = {"runs": rows, "best_design": best, "counting": counting,
                "history": [row for history in histories for row in history_rows(history)]}
     return read_artefact(write_artefact("kgram_real_text", preset=preset, config=config, results=results,

@@ -21,6 +21,7 @@ import json
 import math
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -65,23 +66,35 @@ def finished_runs(record: Path, preset: str, study_config: dict, fingerprint: st
             if run["status"] == "ok" and run.get("provenance", {}).get("code_fingerprint") == fingerprint}
 
 
-def run_study(name: str, configs: list[dict], run_one: Callable[[dict], dict], *, preset: str, device,
-              study_config: dict, summarize: Callable[[list[dict]], dict] | None = None,
-              checkpoint_dir: str | Path | None = None, path: str | Path | None = None,
-              reuse: list[dict] = ()) -> dict:
-    """Run `run_one` on every config; write artefacts/<name>.json (or `path`) at the end and return it.
+@dataclass(frozen=True)
+class Study:
+    """A study to run: its name (its artefact's), its runs' configs, the function that runs one, the settings all
+    its runs share (stored with it, and compared when an interrupted study picks up), and what it computes from
+    all its runs (`summarize(runs)`: its lessons)."""
+
+    name: str
+    configs: list[dict]
+    run_one: Callable[[dict], dict]
+    settings: dict
+    summarize: Callable[[list[dict]], dict] | None = None
+
+
+def run_study(study: Study, *, preset: str, device, checkpoint_dir: str | Path | None = None,
+              path: str | Path | None = None, reuse: list[dict] = ()) -> dict:
+    """Run the study's function on every config; write artefacts/<name>.json (or `path`) at the end and return it.
 
     Each run is stored as {"config", "status": "ok", **results, "provenance"} or {"config",
-    "status": "failed", "error", "provenance"}. `summarize(runs)` adds what the study computes
+    "status": "failed", "error", "provenance"}. The study's `summarize(runs)` adds what it computes
     from all its runs (its lessons) to the results. With a checkpoint_dir, a progress record
     <name>.progress.json is kept there after every run and removed at the end; the finished
     runs of an interrupted study with the same settings and code are kept from it, and so are the
     runs in `reuse` (finished runs of this process, of the same configs). `results` says how many
     runs this call computed and how many it kept.
     """
+    name, configs, run_one, summarize = study.name, study.configs, study.run_one, study.summarize
     path = Path(path) if path else artefact_path(name)
     record = Path(checkpoint_dir) / f"{name}.progress.json" if checkpoint_dir else None
-    study_config = json.loads(config_key(study_config))
+    study_config = json.loads(config_key(study.settings))
     fingerprint = code_fingerprint()
     done = finished_runs(record, preset, study_config, fingerprint) if record else {}
     done.update({config_key(run["config"]): run for run in reuse if run["status"] == "ok"})

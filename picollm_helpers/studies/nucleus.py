@@ -7,11 +7,13 @@ the share of the samples' words that are words.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..artefacts import read_artefact, write_artefact
 from ..models import count_parameters, family_of, model_device
-from ..sampling import generate_tokens, nucleus_mask
+from ..sampling import Decoding, generate_tokens, nucleus_mask
 from .text_measures import distinct_n, word_share
 
 
@@ -36,7 +38,8 @@ def measure_sampling_setting(model, enc, prompt: str, top_p: float | None, seeds
                              temperature: float, words: set[str]) -> dict:
     """Draw one sample per seed and measure how varied, how likely and how wordlike the samples are."""
     prompt_ids = enc.encode_ordinary(prompt)
-    generations = [generate_tokens(model, prompt_ids, max_new_tokens, top_p, temperature, seed=seed) for seed in seeds]
+    decoding = Decoding(top_p=top_p, temperature=temperature)
+    generations = [generate_tokens(model, prompt_ids, max_new_tokens, decoding, seed=seed) for seed in seeds]
     tokens = torch.tensor([generation.tokens for generation in generations])
     logprobs = torch.tensor([generation.logprobs for generation in generations])
     # Greedy decoding draws from a nucleus of one token: the argmax.
@@ -50,19 +53,35 @@ def measure_sampling_setting(model, enc, prompt: str, top_p: float | None, seeds
             "samples": [prompt + text for text in continuations]}
 
 
-def sampling_diversity(models: dict, enc, *, preset: str, device, words: set[str], word_list: str,
-                       prompt: str = "Once upon a", top_ps=(None, 0.5, 0.8, 0.95, 1.0), num_samples: int = 8,
-                       max_new_tokens: int = 20, temperature: float = 1.0, seed: int = 0) -> dict:
-    """Sample every model num_samples times (seeds seed, seed + 1, ...) at each top-p, greedy for None.
+@dataclass(frozen=True)
+class DiversityPlan:
+    """What the sampling-diversity measurement draws: `num_samples` samples (seeds seed, seed + 1, ...) of
+    max_new_tokens from `prompt` at each top-p (greedy for None), at `temperature`."""
+
+    prompt: str = "Once upon a"
+    top_ps: tuple = (None, 0.5, 0.8, 0.95, 1.0)
+    num_samples: int = 8
+    max_new_tokens: int = 20
+    temperature: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.num_samples < 1 or self.max_new_tokens < 2:
+            raise ValueError(f"num_samples={self.num_samples} must be at least 1 and max_new_tokens="
+                             f"{self.max_new_tokens} at least 2 (distinct-2 needs a bigram).")
+
+
+def sampling_diversity(models: dict, enc, plan: DiversityPlan = DiversityPlan(), *, preset: str, device,
+                       words: set[str], word_list: str) -> dict:
+    """Sample every model as `plan` says, at each of its top-p settings.
 
     Per model and setting it records distinct-1 and distinct-2 (unique n-grams over all n-grams of
     the samples), the mean log-probability of the sampled tokens under the model's full
     distribution, the mean nucleus size, and the share of the samples' words found in `words`
     (described by `word_list`). Writes artefacts/sampling_diversity.json and returns it.
     """
-    if num_samples < 1 or max_new_tokens < 2:
-        raise ValueError(f"num_samples={num_samples} must be at least 1 and max_new_tokens={max_new_tokens} "
-                         "at least 2 (distinct-2 needs a bigram).")
+    prompt, top_ps, num_samples, seed = plan.prompt, plan.top_ps, plan.num_samples, plan.seed
+    max_new_tokens, temperature = plan.max_new_tokens, plan.temperature
     seeds = list(range(seed, seed + num_samples))
     rows = [{"model": name, **measure_sampling_setting(model, enc, prompt, top_p, seeds, max_new_tokens, temperature,
                                                         words)}

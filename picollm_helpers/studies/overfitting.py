@@ -23,8 +23,8 @@ from ..device import seed_everything
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_head
 from ..presets import RunPreset, study_transformer
-from ..training import Recipe, train_model
-from .lessons import count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
+from ..training import Arithmetic, Budget, Evaluation, Recipe, TrainingRun, train_model
+from .lessons import Study, count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
 from .own_text import base_slice
 
 
@@ -67,9 +67,10 @@ def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir
         corpus = slices["more data" if remedy == "more data" else "one slice"]
         seed_everything(config["seed"])
         model = build_model("transformer", **asdict(transformer), vocab_ids=vocab_ids).to(device)
-        history = train_model(model, corpus, max_steps=budget.steps, batch_size=budget.batch_size, recipe=recipe,
-                              seed=config["seed"], eval_every=budget.eval_every, heldout=heldout,
-                              grad_accum_steps=run.grad_accum_steps, name=f"{remedy}, seed {config['seed']}")
+        training = TrainingRun(budget=Budget(max_steps=budget.steps), batch_size=budget.batch_size,
+                               seed=config["seed"], recipe=recipe, evaluation=Evaluation(every=budget.eval_every),
+                               arithmetic=Arithmetic(grad_accum_steps=run.grad_accum_steps))
+        history = train_model(model, corpus, training, heldout=heldout, name=f"{remedy}, seed {config['seed']}")
         evaluated = history.dropna(subset=["test_loss"])
         turning = evaluated.loc[evaluated["test_loss"].idxmin()]
         window = history["loss"].rolling(budget.eval_every, min_periods=1).mean()
@@ -86,9 +87,9 @@ def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir
                     "more_data": slices["more data"].train[0].name,
                     "more_data_tokens": slices["more data"].num_train_tokens,
                     "heldout": heldout.heldout[0].name, "heldout_tokens": heldout.num_heldout_tokens}
-    return run_study("overfitting", configs, train, preset=run.name, device=device, study_config=study_config,
-                     summarize=lambda runs: {**overfitting_lessons(runs, counting), "counting": counting},
-                     checkpoint_dir=checkpoint_dir)
+    study = Study("overfitting", configs, train, study_config,
+                  summarize=lambda runs: {**overfitting_lessons(runs, counting), "counting": counting})
+    return run_study(study, preset=run.name, device=device, checkpoint_dir=checkpoint_dir)
 
 
 def overfitting_lessons(runs: list[dict], counting: dict) -> dict:

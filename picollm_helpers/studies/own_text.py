@@ -20,14 +20,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..artefacts import history_rows
-from ..corpus import PackedCorpus, TokenStream, build_corpus, standard_heldout
+from ..corpus import PackedCorpus, TokenStream, TrainingText, build_corpus, standard_heldout
 from ..device import seed_everything
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_head
 from ..presets import CUSTOM_CORPUS, RunPreset, study_transformer
-from ..sampling import generate_text
-from ..training import Recipe, evaluate, train_model
-from .lessons import count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
+from ..sampling import Decoding, generate_text
+from ..training import Arithmetic, Budget, Evaluation, Recipe, TrainingRun, evaluate, train_model
+from .lessons import Study, count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPU
     budget = OWN_TEXT_BUDGETS[run.name]
     seeds = list(seeds or study_seeds(run))
     base = build_corpus(enc, run.block_size)
-    your_lines = build_corpus(enc, run.block_size, base_weight=0.0, input_dir=input_dir, test_fraction=HELD_OUT_LINES)
+    your_lines = build_corpus(enc, run.block_size,
+                              TrainingText(base_weight=0.0, input_dir=input_dir, test_fraction=HELD_OUT_LINES))
     standard = standard_heldout(enc, run.block_size, budget.eval_tokens)
     vocab_ids = vocab_ids_for(blend(base, your_lines, 0.5), run.vocab, run.min_count)
 
@@ -85,9 +86,11 @@ def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPU
         your_curve = []  # a blend's loss on your held-out lines at each evaluation, to early-stop it there too
         on_eval = ((lambda step, model: your_curve.append(evaluate(model, your_lines).nats_per_token))
                    if config["question"] == "blend" else None)
-        history = train_model(model, corpus_of(config), max_steps=budget.steps, batch_size=run.batch_size,
-                              seed=config["seed"], grad_accum_steps=run.grad_accum_steps,
-                              eval_every=budget.eval_every, heldout=standard, name=str(config), on_eval=on_eval)
+        training = TrainingRun(budget=Budget(max_steps=budget.steps), batch_size=run.batch_size, seed=config["seed"],
+                               evaluation=Evaluation(every=budget.eval_every),
+                               arithmetic=Arithmetic(grad_accum_steps=run.grad_accum_steps))
+        history = train_model(model, corpus_of(config), training, heldout=standard, name=str(config),
+                              on_eval=on_eval)
         evaluated = history.dropna(subset=["test_loss"])
         result = {"train_loss": float(history["loss"].tail(max(1, budget.steps // 10)).mean()),
                   "standard_loss": float(evaluated["test_loss"].iloc[-1]),
@@ -97,7 +100,7 @@ def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPU
         if config["question"] == "blend":
             your = evaluate(model, your_lines)
             result.update(your_loss=your.nats_per_token, your_bpc=your.bits_per_char, best_your_loss=min(your_curve),
-                          sample=generate_text(model, enc, prompt, max_new_tokens=30, top_p=0.8, seed=config["seed"]))
+                          sample=generate_text(model, enc, prompt, 30, Decoding(top_p=0.8), seed=config["seed"]))
         return result
 
     configs = ([{"question": "data", "tokens": tokens, "seed": seed} for tokens in budget.sizes for seed in seeds]
@@ -109,9 +112,9 @@ def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPU
                     "base": "the plays", "your_text": input_dir, "held_out_lines": HELD_OUT_LINES,
                     "your_heldout_tokens": your_lines.num_heldout_tokens, "standard_heldout": standard.heldout[0].name,
                     "standard_heldout_tokens": standard.num_heldout_tokens, "prompt": prompt}
-    return run_study("own_text", configs, train, preset=run.name, device=device, study_config=study_config,
-                     summarize=lambda runs: {**own_text_lessons(runs, counting), "counting": counting},
-                     checkpoint_dir=checkpoint_dir)
+    study = Study("own_text", configs, train, study_config,
+                  summarize=lambda runs: {**own_text_lessons(runs, counting), "counting": counting})
+    return run_study(study, preset=run.name, device=device, checkpoint_dir=checkpoint_dir)
 
 
 def own_text_counting(base: PackedCorpus, your_lines: PackedCorpus, standard, budget: OwnTextBudget) -> dict:

@@ -22,15 +22,16 @@ import numpy as np
 import torch
 
 from ..artefacts import history_rows, read_artefact, write_artefact
-from ..corpus import build_corpus, standard_heldout
+from ..corpus import VALIDATION_FRACTION, TrainingText, build_corpus, standard_heldout
 from ..device import seed_everything
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_vocabulary, model_device
 from ..presets import RunPreset
-from ..sampling import generate_tokens
+from ..sampling import Decoding, generate_tokens
 from ..resume import resume_point
-from ..counts import VALIDATION_FRACTION, WithCounts, count_model, fit_count_models, mix_with_counts
-from ..training import TRAINING_CHECKPOINT_SUFFIX, Recipe, evaluate, save_checkpoint, train_model
+from ..counts import WithCounts, count_model, fit_count_models, mix_with_counts
+from ..training import (TRAINING_CHECKPOINT_SUFFIX, Arithmetic, Budget, Checkpointing, Evaluation, Recipe, TrainingRun,
+                        evaluate, save_checkpoint, train_model)
 from .lessons import count_baselines
 from .text_measures import copied_span_share, distinct_n, reading_words, word_share
 
@@ -39,6 +40,7 @@ SAMPLED_SETTINGS = ("p = 0.5", "p = 1.0")  # the settings whose copied spans and
 PROMPTS = {"plays": ("ROSALIND.\n", "FALSTAFF.\n", "KING HENRY.\n"),
            "tinystories": ("Once upon a time", "One day, a little", "The cat")}
 PROMPT_SEED_STRIDE = 1_000
+WRITER_SEEDS = range(4)  # each prompt is sampled once per seed, at each setting
 CURVE_TOKENS = 8_192  # the held-out slice the training curve is evaluated on; the end uses the whole work
 
 
@@ -56,8 +58,8 @@ def measure_writing(model, enc, prompts, seeds, max_new_tokens: int, words: set[
         continuations, samples, tokens = [], [], []
         for index, prompt in enumerate(prompts):
             for seed in seeds:  # each prompt draws with seeds of its own, so that no two share their random numbers
-                generation = generate_tokens(model, enc.encode_ordinary(prompt), max_new_tokens, top_p,
-                                             seed=seed + PROMPT_SEED_STRIDE * index)
+                generation = generate_tokens(model, enc.encode_ordinary(prompt), max_new_tokens,
+                                             Decoding(top_p=top_p), seed=seed + PROMPT_SEED_STRIDE * index)
                 continuations.append(enc.decode(generation.tokens))
                 samples.append(prompt + continuations[-1])
                 tokens.append(generation.tokens)
@@ -79,8 +81,7 @@ def sampled_summary(writing: dict) -> dict:
 
 
 def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tinystories_path=None,
-                 seeds=range(4), max_new_tokens: int | None = None, seed: int = 0,
-                 checkpoint_dir: Path | None = None) -> dict:
+                 seed: int = 0, checkpoint_dir: Path | None = None) -> dict:
     """Train the run preset's Transformer on the base corpus for run.writer_steps steps, and measure what it writes.
 
     Its held-out loss is measured on the standard held-out work (on TinyStories, on a held-out
@@ -90,10 +91,11 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
     transformer_writer.pt, the model the sampling lab opens on.
     """
     plays = base_corpus == "plays"
-    max_new_tokens = max_new_tokens or run.writer_new_tokens
-    corpus = build_corpus(enc, run.block_size, base_corpus=base_corpus, tinystories_stories=run.tinystories_stories,
-                          tinystories_path=tinystories_path, test_fraction=0.0 if plays else 0.05, seed=seed,
-                          validation_fraction=VALIDATION_FRACTION)
+    max_new_tokens, seeds = run.writer_new_tokens, WRITER_SEEDS
+    text = TrainingText(base_corpus=base_corpus, tinystories_stories=run.tinystories_stories,
+                        tinystories_path=tinystories_path, test_fraction=0.0 if plays else 0.05, seed=seed,
+                        validation_fraction=VALIDATION_FRACTION)
+    corpus = build_corpus(enc, run.block_size, text)
     started = time.perf_counter()
     count_models = fit_count_models(corpus)
     counting_s = time.perf_counter() - started
@@ -107,11 +109,12 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
                         vocab_ids=vocab_ids_for(corpus, run.vocab, run.min_count)).to(device)
     curve = standard_heldout(enc, run.block_size, max_tokens=CURVE_TOKENS) if plays else corpus
     progress = Path(checkpoint_dir) / f"writer_{run.name}{TRAINING_CHECKPOINT_SUFFIX}" if checkpoint_dir else None
-    history = train_model(model, corpus, max_steps=run.writer_steps, batch_size=run.batch_size, seed=seed,
-                          grad_accum_steps=run.grad_accum_steps, eval_every=max(1, run.writer_steps // 5),
-                          heldout=curve, name="the writer", checkpoint_path=progress,
-                          checkpoint_every=max(1, run.writer_steps // 10) if progress else None,
-                          resume_from=resume_point(progress) if progress else None)
+    checkpoints = (Checkpointing(path=progress, every=max(1, run.writer_steps // 10),
+                                 resume_from=resume_point(progress)) if progress else Checkpointing())
+    training = TrainingRun(budget=Budget(max_steps=run.writer_steps), batch_size=run.batch_size, seed=seed,
+                           evaluation=Evaluation(every=max(1, run.writer_steps // 5)), checkpointing=checkpoints,
+                           arithmetic=Arithmetic(grad_accum_steps=run.grad_accum_steps))
+    history = train_model(model, corpus, training, heldout=curve, name="the writer")
     writer = mix_with_counts(model, count_models, corpus.validation)
     final, alone = evaluate(writer, heldout), evaluate(model, heldout)
     counts_alone = evaluate(writer.counts, heldout)
@@ -133,7 +136,8 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
     results = {"resumed_from_step": history.attrs.get("resumed_from_step"), "heldout_loss": final.nats_per_token,
                "heldout_bits_per_char": final.bits_per_char,
                "heldout_tokens": final.tokens, "train_loss": float(history["loss"].iloc[-1]),
-               "transformer_alone": {"heldout_loss": alone.nats_per_token, "heldout_bits_per_char": alone.bits_per_char},
+               "transformer_alone": {"heldout_loss": alone.nats_per_token,
+                                     "heldout_bits_per_char": alone.bits_per_char},
                "counts": {**writer.choice, "label": writer.counts.label, "seconds": counting_s,
                           "heldout_loss": counts_alone.nats_per_token},
                "counting": count_baselines(corpus, heldout),
@@ -146,9 +150,10 @@ def with_its_counts(model, enc):
     """A model saved by train_writer, mixed again with the count model it was mixed with: the same training text
     and validation lines counted again, the same order and weight (from its checkpoint's metadata)."""
     counts = model.checkpoint_metadata["counts"]
-    corpus = build_corpus(enc, 2, base_corpus=counts["base_corpus"], tinystories_stories=counts["tinystories_stories"],
-                          test_fraction=0.0 if counts["base_corpus"] == "plays" else 0.05, seed=counts["seed"],
-                          validation_fraction=counts["validation_fraction"])
+    text = TrainingText(base_corpus=counts["base_corpus"], tinystories_stories=counts["tinystories_stories"],
+                        test_fraction=0.0 if counts["base_corpus"] == "plays" else 0.05, seed=counts["seed"],
+                        validation_fraction=counts["validation_fraction"])
+    corpus = build_corpus(enc, 2, text)
     return WithCounts(model, count_model(corpus, counts["order"]), counts["weight"])
 
 
