@@ -184,10 +184,10 @@ def recipe_words(name: str, value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def resolved_words(source, name: str) -> str:
+def resolved_words(name: str) -> str:
     """What a flag left to its automatic default becomes, for --help: a recipe flag, the bundle's recipe or the
     starter's in an epoch run; the head, the batch and the number format, what they resolve to on this machine."""
-    if source is Recipe:
+    if name in {item.name for item in fields(Recipe)}:
         return (f" Not given: {recipe_words(name, getattr(Recipe(), name))} "
                 f"({recipe_words(name, getattr(STARTER_RECIPE, name))} in an epoch run, the starter's).")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -204,8 +204,7 @@ def add_flag(group, item, declared: dict) -> None:
     if len(declared["names"]) > 1:
         options["action"], options["dest"] = RememberFlag, declared["names"][0].lstrip("-")
     default = item.default if declared["default"] == FIELD_DEFAULT else declared["default"]
-    owner = next(source for source in FLAG_SOURCES if item in fields(source))
-    group.add_argument(*declared["names"], default=default, help=declared["help"] + resolved_words(owner, item.name),
+    group.add_argument(*declared["names"], default=default, help=declared["help"] + resolved_words(item.name),
                        **options)
 
 
