@@ -371,7 +371,7 @@ def leak_or_mismatch(model, tokens: torch.Tensor, logits: torch.Tensor, name: st
     if gap(model(changed)[:-3], logits[:-3]) > 1e-6:
         return ("the logits at t change when a later token changes: the future leaks into the window",
                 "a prediction at t may read tokens t-k+1..t only")
-    return (f"the logits differ from h.KGramMLPSeqModel's", "embed the window (seq_len, batch, k, d), flatten the "
+    return ("the logits differ from h.KGramMLPSeqModel's", "embed the window (seq_len, batch, k, d), flatten the "
             f"last two axes to k*d, then mix -> mlp -> head ({name}.__init__ builds them)")
 
 
@@ -442,7 +442,7 @@ def check_causal_mask(causal_mask_fn) -> None:
             ("a position may not attend to itself", "keep the diagonal: key j <= the query's position, not <",
              ones.tril(kv_len - q_len - 1)),
             (f"with {label} the queries are taken as positions 0..{q_len - 1}",
-             f"the queries are the last q_len of kv_len positions: query i sits at kv_len - q_len + i",
+             "the queries are the last q_len of kv_len positions: query i sits at kv_len - q_len + i",
              ones.tril(0))],
             (f"the future leaks ({label}): query {i} may see key {j}, a later position" if leaks else
              f"query {i} may not see key {j} ({label}), which is not in its future",
