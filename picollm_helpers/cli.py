@@ -53,11 +53,12 @@ from .presets import (DATA_FLAGS, EXPERIMENT_FLAGS, FIELD_DEFAULT, FLAG_GROUPS, 
                       transformer_config)
 from .resume import TrainingStopped, open_resumable, resume_point, run_settings
 from .sampling import Decoding, generate_text
+from .studies.replay import SAME_TO, StudyRun, replay_comparison, study_runs_listing, train_study_run
 from .speed import SpeedRun
 from .tokenizer import get_tokenizer
 from .training import (PACKED_CPU_BATCH, STARTER_BATCH, STARTER_RECIPE, Arithmetic, Budget, Checkpointing, Recipe,
-                       ReplayedRecipe, TrainingRun, check_batch_split, epoch_losses, evaluate, evaluate_each,
-                       run_summary, train_model)
+                       TrainingRun, check_batch_split, epoch_losses, evaluate, evaluate_each, how_it_trained,
+                       replaying, run_summary, train_model)
 
 SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
 STARTER_EPOCHS = 3
@@ -143,9 +144,14 @@ class CommandLine:
              "configuration there as JSON."))
     rerun: str | None = field(default=None, metadata=flag(
         "--rerun", group=OUTPUT_FLAGS, metavar="PATH",
-        help="Train again the run that a --metrics_json file recorded: its flags (other flags are ignored, but for "
-             "this command's outputs), and, where it was budgeted in seconds, the steps it took at the learning "
-             "rates it took them at, so that on the same machine it ends with the same losses."))
+        help="Train again a recorded run: one that a --metrics_json file recorded (its flags; other flags are "
+             "ignored, but for this command's outputs), or run --run N of a study's artefact (artefacts/NAME.json), "
+             "by the study's own code. A run budgeted in seconds takes the steps it took at the learning rates it "
+             "took them at, so that on the same machine it ends with the same losses."))
+    run: int | None = field(default=None, metadata=flag(
+        "--run", group=OUTPUT_FLAGS, metavar="N",
+        help="With --rerun of a study's artefact: which of its runs to train again (without it, the runs are "
+             "listed)."))
     collect_transformer_metrics: bool = field(default=False, metadata=flag(
         "--collect_transformer_metrics", group=EXPERIMENT_FLAGS, action="store_true",
         help="Train every Transformer preset (shrunk by --preset) and the LSTM on the same batches; write average "
@@ -452,18 +458,17 @@ def training_run(args, plan: RunPlan, corpus, label: str, counting: Counting | N
                  resume_from: Path | None = None) -> TrainingRun:
     """The run the flags describe for one model: its budget (a recorded one's steps and rates, with --rerun; the
     seconds spent fitting count models taken out of a budget in seconds), recipe, arithmetic and checkpoints."""
-    budget, recipe = run_budget(plan, corpus, args.batch_size), plan.recipe
-    if plan.replay is not None:
-        budget, recipe = plan.replay.budget_and_recipe(label, budget, recipe)
+    budget = run_budget(plan, corpus, args.batch_size)
     if counting is not None and budget.train_seconds:
         budget = replace(budget, seconds_spent=counting.seconds)
     base = checkpoint_base(args)
-    return TrainingRun(budget=budget, batch_size=args.batch_size, seed=args.seed, recipe=recipe,
-                       checkpointing=Checkpointing(path=checkpoint_path(base, args, label) if base else None,
-                                                   every=args.checkpoint_every, resume_from=resume_from,
-                                                   metadata={"trained_on": corpus.trained_on}),
-                       arithmetic=Arithmetic(precision=args.precision, grad_accum_steps=args.grad_accum_steps,
-                                             compile=args.compile))
+    run = TrainingRun(budget=budget, batch_size=args.batch_size, seed=args.seed, recipe=plan.recipe,
+                      checkpointing=Checkpointing(path=checkpoint_path(base, args, label) if base else None,
+                                                  every=args.checkpoint_every, resume_from=resume_from,
+                                                  metadata={"trained_on": corpus.trained_on}),
+                      arithmetic=Arithmetic(precision=args.precision, grad_accum_steps=args.grad_accum_steps,
+                                            compile=args.compile))
+    return replaying(run, plan.replay.rates(label)) if plan.replay is not None else run
 
 
 @dataclass(frozen=True)
@@ -516,8 +521,7 @@ def train_and_report(family: str, command: Command, resume_from: Path | None = N
                                                        "vocabulary": describe_vocabulary(model), **model.config}}
     if summary["heldout_loss"] is not None:
         report.update(report_heldout(model, answer, corpus, summary))
-    if run.budget.train_seconds or isinstance(run.recipe, ReplayedRecipe):  # what --rerun needs to take the same steps
-        report["learning_rates"] = history["learning_rate"].tolist()
+    report.update(how_it_trained(history))  # what --rerun needs to train it again
     if run.checkpointing.path is not None:
         say(f"saved {run.checkpointing.path}")
     return report
@@ -656,7 +660,45 @@ def without_resume(argv: list[str]) -> list[str]:
 # ---------------------------------------------------------------- training a recorded run again
 
 
-THIS_COMMANDS_FLAGS = ("rerun", "metrics_json", "save_checkpoint", "checkpoint_every", "resume")  # its outputs
+THIS_COMMANDS_FLAGS = ("rerun", "run", "metrics_json", "save_checkpoint", "checkpoint_every", "resume")  # outputs
+RERUN_FIX = "give --rerun the file that a run's --metrics_json wrote, or a study's artefact (artefacts/NAME.json)"
+
+
+def read_record(path: str) -> dict:
+    """The JSON object --rerun names, or one clear message naming it and what to give instead."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"--rerun {path}: no such file; {RERUN_FIX}.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"--rerun {path} cannot be read as JSON ({error}); {RERUN_FIX}.") from None
+    if not isinstance(record, dict):
+        raise InputError(f"--rerun {path} holds no recorded run; {RERUN_FIX}.")
+    return record
+
+
+def is_artefact(record: dict) -> bool:
+    """An artefact of a notebook or benchmark (a study's holds its runs), not a --metrics_json file."""
+    return "name" in record and isinstance(record.get("results"), dict)
+
+
+def replay_study_run(args, record: dict) -> None:
+    """--rerun of a study's artefact: its run --run N trained again by the study's code, each loss it measured
+    printed beside the recorded one."""
+    runs = record["results"].get("runs", [])
+    if runs and (args.run is None or not 0 <= args.run < len(runs)):
+        say(f"the runs of {args.rerun}:\n{study_runs_listing(record)}")
+    run = StudyRun.read(args.rerun, record, args.run)
+    say(f"training again run {run.index} of {run.path} ({run.study}, {run.preset} preset): "
+        f"{json.dumps(run.record['config'])}")
+    replayed = train_study_run(run, device=pick_device(args.device_id))
+    rows = replay_comparison(run.record, replayed)
+    for row in rows:
+        verdict = "same" if row["same"] else f"differs by {row['difference']:.2g}"
+        say(f"  {row['measure']:<24} recorded {row['recorded']:.6f}  replayed {row['replayed']:.6f}  {verdict}")
+    same = all(row["same"] for row in rows)
+    say(f"{'the same run: every loss agrees' if same else 'not the same: a loss differs'} to {SAME_TO:g}"
+        f"{'' if same else ' (another machine or torch version rounds differently)'}")
 
 
 @dataclass(frozen=True)
@@ -668,18 +710,12 @@ class Replay:
     runs: dict  # model label -> what the file recorded of that model
 
     @classmethod
-    def read(cls, path: str) -> Replay:
-        """The record at `path`, or one clear message naming it and what to give instead."""
-        fix = "give --rerun the file that a run's --metrics_json wrote"
-        try:
-            record = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"--rerun {path}: no such file; {fix}.") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InputError(f"--rerun {path} cannot be read as JSON ({error}); {fix}.") from None
-        config = record.get("config") if isinstance(record, dict) else None
+    def read(cls, path: str, record: dict) -> Replay:
+        """The metrics file `record` read from `path`, or one clear message naming it and what to give instead."""
+        config = record.get("config")
         if not isinstance(config, dict) or not isinstance(config.get("models"), list):
-            raise InputError(f"--rerun {path} records no run's flags (no config naming its --models); {fix}.")
+            raise InputError(f"--rerun {path} records no run's flags (no config naming its --models) and is no "
+                             f"study's artefact; {RERUN_FIX}.")
         runs = record["models"] if "models" in record else {None: record}
         return cls(str(path), config, runs)
 
@@ -703,14 +739,11 @@ class Replay:
             setattr(flags, name, getattr(given, name))
         return flags
 
-    def budget_and_recipe(self, label: str, budget: Budget, recipe: Recipe) -> tuple[Budget, Recipe]:
-        """Where the recorded run was budgeted in seconds, the steps it took at the rates it took them at; else
-        the flags' own budget, which takes the same steps again."""
+    def rates(self, label: str) -> list[float] | None:
+        """The rate of every step the model took, where its run was budgeted in seconds (None: the flags' own
+        budget takes the same steps again)."""
         record = self.runs.get(label) or (next(iter(self.runs.values())) if len(self.runs) == 1 else {})
-        rates = record.get("learning_rates")
-        if not rates:
-            return budget, recipe
-        return Budget(max_steps=len(rates)), ReplayedRecipe(**asdict(recipe), rates=tuple(rates))
+        return record.get("learning_rates")
 
 
 def write_metrics(args, plan: RunPlan, device, runs: dict) -> None:
@@ -791,7 +824,11 @@ def command_line_run(argv: list[str], label: str = "the command line's defaults"
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        replay = Replay.read(args.rerun) if args.rerun else None
+        record = read_record(args.rerun) if args.rerun else None
+        if record is not None and is_artefact(record):
+            replay_study_run(args, record)
+            return 0
+        replay = Replay.read(args.rerun, record) if record is not None else None
         if replay is not None:
             args = replay.flags(args)
             say(f"training again the run recorded in {replay.path}, with its flags")

@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -615,6 +615,25 @@ def training_record(run: TrainingRun, precision: str, compiled: bool, resumed_fr
 def run_record(run: TrainingRun) -> dict:
     """A run description as JSON stores it (paths as text)."""
     return json.loads(json.dumps(asdict(run), default=str))
+
+
+def how_it_trained(history: pd.DataFrame) -> dict:
+    """What a record of a run keeps to train it again: its whole description and, where it was budgeted in seconds
+    (or was itself a replay), the learning rate of every step it took."""
+    run = history.attrs["run"]
+    if run["budget"]["train_seconds"] or "rates" in run["recipe"]:
+        return {"run": run, "learning_rates": history["learning_rate"].tolist()}
+    return {"run": run}
+
+
+def replaying(run: TrainingRun, rates) -> TrainingRun:
+    """The run taking exactly the steps a recorded one took, at the rates it took them at (`rates`, one per step);
+    the run itself where none were recorded. A run budgeted in seconds plans its schedule from its step times, so
+    replaying its rates is what makes the same run again."""
+    if not rates:
+        return run
+    return replace(run, budget=Budget(max_steps=len(rates)), recipe=ReplayedRecipe(**{
+        **asdict(run.recipe), "rates": tuple(rates)}))
 
 
 def shared_seconds(seconds: float, device) -> float:

@@ -102,7 +102,11 @@ BAD_FLAGS = [
     (["--input_files", "3seqs.txt", "--block_size", "5000", "--max_steps", "1"], "or smaller"),
     (["--rerun", "no_such_run.json"], "--rerun no_such_run.json: no such file"),
     (["--rerun", "pyproject.toml"], "--rerun pyproject.toml cannot be read as JSON"),
-    (["--rerun", "artefacts/notebook_times_cpu.json"], "records no run's flags"),
+    (["--rerun", "notebooks/01_sanity_check.ipynb"], "records no run's flags"),
+    (["--rerun", "artefacts/notebook_times_cpu.json"], "notebook_times_cpu is not a study whose runs"),
+    (["--rerun", "artefacts/overfitting.json"], "holds 8 runs (listed above); choose one with --run N"),
+    (["--rerun", "artefacts/overfitting.json", "--run", "8"], "--run 8 is not one of them"),
+    (["--rerun", "artefacts/kgram_comparison.json", "--run", "0"], "is not a study whose runs can be trained again"),
 ]
 
 
@@ -268,3 +272,65 @@ def test_a_run_budgeted_in_seconds_is_trained_again_from_its_metrics_to_the_same
         for key in ("train_loss", "heldout_loss", "heldout_bits_per_char"):
             assert run[key] == pytest.approx(runs[0][key], abs=1e-6), key
         assert run["samples"] == runs[0]["samples"]
+
+
+@pytest.fixture(scope="module")
+def quick_studies(tmp_path_factory):
+    """The quick overfitting study and race, one seed, written to a folder of their own."""
+    folder = tmp_path_factory.mktemp("studies")
+    enc, run, cpu = h.get_tokenizer(), h.get_run_preset("quick"), h.pick_device("cpu")
+    for plan in (h.overfitting_plan(enc, run, device=cpu, seeds=[0]),
+                 h.fastest_learner_plan(enc, run, device=cpu, seeds=[0])):
+        h.run_study(plan, preset=run.name, device=cpu, path=folder / f"{plan.name}.json")
+    return folder
+
+
+@pytest.mark.parametrize("study, index", [("overfitting", 2), ("fastest_learner", 4)],
+                         ids=["budgeted in steps", "budgeted in seconds"])
+def test_a_run_of_a_study_is_trained_again_from_its_artefact_to_the_same_losses(quick_studies, study, index):
+    """--rerun ARTEFACT --run N: the study's own code trains the recorded config again; a race (budgeted in seconds)
+    takes the steps it took at the rates it took them at. Every loss the run measured agrees to 1e-6."""
+    path = quick_studies / f"{study}.json"
+    recorded = json.loads(path.read_text())["results"]["runs"][index]
+    assert recorded["run"]["seed"] == recorded["config"]["seed"]
+    result = pico_llm_here("--rerun", str(path), "--run", str(index), "--device_id", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert f"training again run {index} of {path} ({study}, quick preset)" in result.stdout
+    assert "the same run: every loss agrees to 1e-06" in result.stdout
+    lines = [line for line in result.stdout.splitlines() if " recorded " in line and " replayed " in line]
+    assert len(lines) >= 2 and all(line.endswith("same") for line in lines)
+    if study == "fastest_learner":
+        assert recorded["steps"] == len(recorded["learning_rates"]) > 2
+
+
+def test_a_replay_that_trains_another_run_is_told_apart(quick_studies):
+    """The comparison can fail: the recorded run of one seed, trained again with another, differs in every loss."""
+    artefact = json.loads((quick_studies / "overfitting.json").read_text())
+    run = h.StudyRun.read("overfitting.json", artefact, 0)
+    other = h.StudyRun.read("overfitting.json", artefact, 1)  # the next remedy, same seed
+    rows = h.replay_comparison(run.record, h.train_study_run(other, device=h.pick_device("cpu")))
+    assert rows and not any(row["same"] for row in rows)
+
+
+def test_a_study_that_changed_since_its_artefact_is_named_field_by_field_not_retrained(quick_studies, tmp_path):
+    artefact = json.loads((quick_studies / "overfitting.json").read_text())
+    artefact["config"]["budget"]["steps"] += 1
+    changed = tmp_path / "overfitting.json"
+    changed.write_text(json.dumps(artefact))
+    result = pico_llm_here("--rerun", str(changed), "--run", "0", "--device_id", "cpu")
+    assert result.returncode == 2
+    steps = artefact["config"]["budget"]["steps"]
+    assert f"the overfitting study has changed since this artefact was made (budget.steps: recorded {steps}, " \
+           f"now {steps - 1})" in result.stderr
+    assert "Traceback" not in result.stderr and "training again" in result.stdout and " replayed " not in result.stdout
+
+
+def test_a_study_run_made_before_runs_recorded_how_they_trained_is_not_retrained(quick_studies, tmp_path):
+    artefact = json.loads((quick_studies / "fastest_learner.json").read_text())
+    for run in artefact["results"]["runs"]:
+        del run["run"], run["learning_rates"]
+    older = tmp_path / "fastest_learner.json"
+    older.write_text(json.dumps(artefact))
+    result = pico_llm_here("--rerun", str(older), "--run", "0", "--device_id", "cpu")
+    assert result.returncode == 2
+    assert "its runs were made before a study's runs recorded how they trained; make it again" in result.stderr

@@ -10,6 +10,7 @@
   overfitting      notebook 06: overfitting one work, and the remedies side by side
   hyperparameters  notebook 07: learning rate x width, block size and depth at a fixed time budget
   notes_runs       the course notes' own small runs, kept for their command-line flags
+  replay           one run of a study's artefact trained again by the study's code (pico-llm --rerun)
   trainings        what each notebook trains, and the memory it needs
 """
 
@@ -23,4 +24,5 @@ from .own_text import *  # noqa: F401,F403
 from .overfitting import *  # noqa: F401,F403
 from .hyperparameters import *  # noqa: F401,F403
 from .notes_runs import *  # noqa: F401,F403
+from .replay import *  # noqa: F401,F403
 from .trainings import *  # noqa: F401,F403

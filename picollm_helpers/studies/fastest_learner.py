@@ -30,7 +30,7 @@ from ..heads import vocab_ids_for
 from ..models import build_model, count_parameters, describe_head
 from ..presets import TRANSFORMER_PRESETS, RunPreset, transformer_config
 from ..sampling import generate_tokens
-from ..training import Arithmetic, Budget, Evaluation, Recipe, TrainingRun, train_model
+from ..training import Arithmetic, Budget, Evaluation, Recipe, TrainingRun, how_it_trained, replaying, train_model
 from .lessons import (Study, count_baselines, first_seconds, lesson, paired_effects, per_seed, run_study, runs_by,
                       spread, study_seeds)
 
@@ -102,6 +102,14 @@ def race_curve(history) -> list[dict]:
 def fastest_learner_study(enc, run: RunPreset, *, device, best_kgram: str = "embedding", seeds=None,
                           prompt: str = "ROSALIND.\n", checkpoint_dir=None) -> dict:
     """Race every model for the preset's seconds; write artefacts/fastest_learner.json (with its lessons)."""
+    study = fastest_learner_plan(enc, run, device=device, best_kgram=best_kgram, seeds=seeds, prompt=prompt)
+    return run_study(study, preset=run.name, device=device, checkpoint_dir=checkpoint_dir)
+
+
+def fastest_learner_plan(enc, run: RunPreset, *, device, best_kgram: str = "embedding", seeds=None,
+                         prompt: str = "ROSALIND.\n") -> Study:
+    """The race as a study: every model with every seed, the function that races one (a config that carries the
+    learning rates of a recorded race takes exactly its steps), its settings and its lessons."""
     budget = RACE_BUDGETS[run.name]
     seeds = list(seeds or study_seeds(run))
     corpus = build_corpus(enc, run.block_size)
@@ -118,24 +126,27 @@ def fastest_learner_study(enc, run: RunPreset, *, device, best_kgram: str = "emb
                                seed=config["seed"], evaluation=Evaluation(every_seconds=budget.eval_every_seconds,
                                                                           at_steps=DOUBLING_STEPS),
                                arithmetic=Arithmetic(grad_accum_steps=run.grad_accum_steps))
-        history = train_model(model, corpus, training, heldout=heldout, name=config["model"])
+        history = train_model(model, corpus, replaying(training, config.get("learning_rates")), heldout=heldout,
+                              name=config["model"])
         result = {"family": family, "curve": race_curve(history), "parameters": count_parameters(model),
                   "tokens_per_s": float(history["tokens"].sum() / history["elapsed_s"].iloc[-1]),
-                  "steps": int(history["step"].iloc[-1])}
+                  "steps": int(history["step"].iloc[-1]), **how_it_trained(history)}
         if family == "transformer":
             result["cache"] = cache_speedup(model, prompt_ids, budget.cache_tokens, budget.cache_repeats)
         return result
 
     configs = [{"model": name, "seed": seed} for name in models for seed in seeds]
-    counting = count_baselines(corpus, heldout)
     study_config = {"budget": asdict(budget), "seeds": seeds, "block_size": run.block_size,
                     "batch_size": run.batch_size, "recipe": asdict(Recipe()), "vocabulary": describe_head(vocab_ids),
                     "data": "the plays", **corpus_size(corpus), "heldout": heldout.heldout[0].name,
                     "heldout_tokens": heldout.num_heldout_tokens, "prompt": prompt,
                     "models": {name: {"family": family, **arguments} for name, (family, arguments) in models.items()}}
-    study = Study("fastest_learner", configs, race, study_config,
-                  summarize=lambda runs: {**race_lessons(runs, counting), "counting": counting})
-    return run_study(study, preset=run.name, device=device, checkpoint_dir=checkpoint_dir)
+    return Study("fastest_learner", configs, race, study_config,
+                 summarize=lambda runs: race_summary(runs, count_baselines(corpus, heldout)))
+
+
+def race_summary(runs: list[dict], counting: dict) -> dict:
+    return {**race_lessons(runs, counting), "counting": counting}
 
 
 def loss_at_step(run: dict, step: int) -> float:

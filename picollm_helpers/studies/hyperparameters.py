@@ -29,7 +29,7 @@ from ..heads import vocab_ids_for
 from ..models import build_model, count_parameters, describe_head, flops_per_token
 from ..presets import RunPreset, study_transformer
 from ..tokenizer import GPT2_VOCAB_SIZE
-from ..training import Arithmetic, Budget, Recipe, TrainingRun, train_model
+from ..training import Arithmetic, Budget, Recipe, TrainingRun, how_it_trained, train_model
 from .lessons import (Study, count_baselines, first_seconds, lesson, paired_effects, per_seed, run_study, runs_by,
                       spread, study_seeds)
 
@@ -116,7 +116,7 @@ class TrainAtWidth:
         return {"loss": float(history["test_loss"].iloc[-1]), "bpc": float(history["test_bpc"].iloc[-1]),
                 "tokens_seen": tokens, "seconds": seconds, "tokens_per_s": float(tokens / seconds),
                 "steps": int(history["step"].iloc[-1]), "parameters": count_parameters(model),
-                "flops_spent": tokens * self.flops_per_token(config["width"])}
+                "flops_spent": tokens * self.flops_per_token(config["width"]), **how_it_trained(history)}
 
     def study_config(self, budget: HyperparameterBudget, seeds) -> dict:
         return {"budget": asdict(budget), "seeds": list(seeds), "transformer": asdict(study_transformer(self.run)),
@@ -246,6 +246,15 @@ def hyperparameter_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_
     study = Study("hyperparameters", budget_configs(train, budget, chosen, seeds), train, study_config,
                   summarize=lambda runs: {**budget_lessons(runs, counting), "counting": counting})
     return run_study(study, preset=run.name, device=device, checkpoint_dir=checkpoint_dir)
+
+
+def width_plan(enc, run: RunPreset, *, device, seeds=None) -> Study:
+    """What trains any run of either of this study's artefacts again: the function that trains one width at one rate
+    for one budget of tokens, and the settings both artefacts record (the rates' adds its tokens, the budgets' the
+    rates it chose)."""
+    train = TrainAtWidth(enc, run, device)
+    seeds = list(seeds or study_seeds(run))
+    return Study("hyperparameters", [], train, train.study_config(HYPERPARAMETER_BUDGETS[run.name], seeds))
 
 
 def by_budget(runs: list[dict]) -> dict[float, dict[int, list[dict]]]:

@@ -110,6 +110,11 @@ def custom_data_sweep(enc, run: RunPreset, sweep: SizeSweep = SizeSweep(), *, de
 
     Each run also stores a sample from the sweep's prompt and the share of its words found in the corpus.
     """
+    return run_study(custom_sweep_plan(enc, run, sweep, device=device), preset=run.name, device=device, path=path)
+
+
+def custom_sweep_plan(enc, run: RunPreset, sweep: SizeSweep = SizeSweep(), *, device) -> Study:
+    """The sweep's runs (both models at every size), the function that trains one, and its settings."""
     steps, prompt, seed, input_dir = sweep.steps or run.train_steps, sweep.prompt, sweep.seed, sweep.input_dir
     every_line = load_custom_examples(input_dir=input_dir)
     corpus_words = set(words_of(" ".join(every_line)))
@@ -131,5 +136,4 @@ def custom_data_sweep(enc, run: RunPreset, sweep: SizeSweep = SizeSweep(), *, de
     sweep_config = {"sizes": sizes, "steps": steps, "batch_size": run.batch_size, "block_size": run.block_size,
                     "recipe": asdict(Recipe()), "seed": seed, "data": input_dir, "prompt": prompt, "packing": True,
                     "vocab": run.vocab, "transformer_scale": run.transformer_scale, "embed_size": run.embed_size}
-    return run_study(Study("custom_data_sweep", configs, train_one, sweep_config), preset=run.name, device=device,
-                     path=path)
+    return Study("custom_data_sweep", configs, train_one, sweep_config)

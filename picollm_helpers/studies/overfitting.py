@@ -23,7 +23,7 @@ from ..device import seed_everything
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_head
 from ..presets import RunPreset, study_transformer
-from ..training import Arithmetic, Budget, Evaluation, Recipe, TrainingRun, train_model
+from ..training import Arithmetic, Budget, Evaluation, Recipe, TrainingRun, how_it_trained, train_model
 from .lessons import Study, count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
 from .own_text import base_slice
 
@@ -52,6 +52,12 @@ REMEDIES = ("none", "dropout", "weight decay", "more data")
 
 def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir=None) -> dict:
     """The plain run and every remedy, each with every seed; write artefacts/overfitting.json (with its lessons)."""
+    return run_study(overfitting_plan(enc, run, device=device, seeds=seeds), preset=run.name, device=device,
+                     checkpoint_dir=checkpoint_dir)
+
+
+def overfitting_plan(enc, run: RunPreset, *, device, seeds=None) -> Study:
+    """The study's runs (every remedy with every seed), the function that trains one, its settings and lessons."""
     budget = OVERFITTING_BUDGETS[run.name]
     seeds = list(seeds or study_seeds(run))
     base = build_corpus(enc, run.block_size)
@@ -77,19 +83,21 @@ def overfitting_study(enc, run: RunPreset, *, device, seeds=None, checkpoint_dir
         return {"train_tokens": corpus.num_train_tokens, "turning_step": int(turning["step"]),
                 "lowest_loss": float(turning["test_loss"]), "final_loss": float(evaluated["test_loss"].iloc[-1]),
                 "final_train_loss": float(window.iloc[-1]),
-                "history": history_rows(history[["step", "loss", "test_loss", "test_bpc"]])}
+                "history": history_rows(history[["step", "loss", "test_loss", "test_bpc"]]), **how_it_trained(history)}
 
     configs = [{"remedy": remedy, "seed": seed} for remedy in REMEDIES for seed in seeds]
-    counting = {name: count_baselines(corpus, heldout) for name, corpus in slices.items()}
     study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(study_transformer(run)),
                     "block_size": run.block_size, "recipe": asdict(Recipe()), "vocabulary": describe_head(vocab_ids),
                     "slice": slices["one slice"].train[0].name, "slice_tokens": slices["one slice"].num_train_tokens,
                     "more_data": slices["more data"].train[0].name,
                     "more_data_tokens": slices["more data"].num_train_tokens,
                     "heldout": heldout.heldout[0].name, "heldout_tokens": heldout.num_heldout_tokens}
-    study = Study("overfitting", configs, train, study_config,
-                  summarize=lambda runs: {**overfitting_lessons(runs, counting), "counting": counting})
-    return run_study(study, preset=run.name, device=device, checkpoint_dir=checkpoint_dir)
+    return Study("overfitting", configs, train, study_config, summarize=lambda runs: overfitting_summary(
+        runs, {name: count_baselines(corpus, heldout) for name, corpus in slices.items()}))
+
+
+def overfitting_summary(runs: list[dict], counting: dict) -> dict:
+    return {**overfitting_lessons(runs, counting), "counting": counting}
 
 
 def overfitting_lessons(runs: list[dict], counting: dict) -> dict:

@@ -26,7 +26,7 @@ from ..heads import vocab_ids_for
 from ..models import build_model, describe_head
 from ..presets import CUSTOM_CORPUS, RunPreset, study_transformer
 from ..sampling import Decoding, generate_text
-from ..training import Arithmetic, Budget, Evaluation, Recipe, TrainingRun, evaluate, train_model
+from ..training import Arithmetic, Budget, Evaluation, Recipe, TrainingRun, evaluate, how_it_trained, train_model
 from .lessons import Study, count_baselines, lesson, paired_effects, per_seed, run_study, runs_by, spread, study_seeds
 
 
@@ -68,6 +68,14 @@ def blend(base: PackedCorpus, own: PackedCorpus, share: float) -> PackedCorpus:
 def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPUS, prompt: str = "The harbor",
                    seeds=None, checkpoint_dir=None) -> dict:
     """Both questions, every point with every seed; write artefacts/own_text.json (with its lessons)."""
+    study = own_text_plan(enc, run, device=device, input_dir=input_dir, prompt=prompt, seeds=seeds)
+    return run_study(study, preset=run.name, device=device, checkpoint_dir=checkpoint_dir)
+
+
+def own_text_plan(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPUS, prompt: str = "The harbor",
+                  seeds=None) -> Study:
+    """The study's runs (every size and every share, with every seed), the function that trains one, its settings
+    and lessons."""
     budget = OWN_TEXT_BUDGETS[run.name]
     seeds = list(seeds or study_seeds(run))
     base = build_corpus(enc, run.block_size)
@@ -96,7 +104,7 @@ def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPU
                   "standard_loss": float(evaluated["test_loss"].iloc[-1]),
                   "best_standard_loss": float(evaluated["test_loss"].min()),
                   "best_step": int(evaluated.loc[evaluated["test_loss"].idxmin(), "step"]),
-                  "history": history_rows(history)}
+                  "history": history_rows(history), **how_it_trained(history)}
         if config["question"] == "blend":
             your = evaluate(model, your_lines)
             result.update(your_loss=your.nats_per_token, your_bpc=your.bits_per_char, best_your_loss=min(your_curve),
@@ -105,16 +113,18 @@ def own_text_study(enc, run: RunPreset, *, device, input_dir: str = CUSTOM_CORPU
 
     configs = ([{"question": "data", "tokens": tokens, "seed": seed} for tokens in budget.sizes for seed in seeds]
                + [{"question": "blend", "share": share, "seed": seed} for share in budget.shares for seed in seeds])
-    counting = own_text_counting(base, your_lines, standard, budget)
     study_config = {"budget": asdict(budget), "seeds": seeds, "transformer": asdict(study_transformer(run)),
                     "block_size": run.block_size, "batch_size": run.batch_size, "recipe": asdict(Recipe()),
                     "vocabulary": describe_head(vocab_ids),
                     "base": "the plays", "your_text": input_dir, "held_out_lines": HELD_OUT_LINES,
                     "your_heldout_tokens": your_lines.num_heldout_tokens, "standard_heldout": standard.heldout[0].name,
                     "standard_heldout_tokens": standard.num_heldout_tokens, "prompt": prompt}
-    study = Study("own_text", configs, train, study_config,
-                  summarize=lambda runs: {**own_text_lessons(runs, counting), "counting": counting})
-    return run_study(study, preset=run.name, device=device, checkpoint_dir=checkpoint_dir)
+    return Study("own_text", configs, train, study_config, summarize=lambda runs: own_text_summary(
+        runs, own_text_counting(base, your_lines, standard, budget)))
+
+
+def own_text_summary(runs: list[dict], counting: dict) -> dict:
+    return {**own_text_lessons(runs, counting), "counting": counting}
 
 
 def own_text_counting(base: PackedCorpus, your_lines: PackedCorpus, standard, budget: OwnTextBudget) -> dict:
