@@ -14,10 +14,11 @@ Its sections, top to bottom (each uses only what stands above it):
                 (training); training checkpoints and resuming an interrupted run (resume); the
                 memory a run needs (memory); data-parallel runs (parallel); the checks of the
                 assignment's parts a student writes, each against the bundle's own (exercises)
-  8. experiments  artefacts and their provenance (artefacts); each notebook's study, its runs,
-                artefact and lessons, and what they share (studies/); learning speed and
-                where a step's compute goes (speed)
-  9. plots      figures from histories and artefacts (plots), the slides made of them (slides);
+  8. experiments  artefacts and their provenance (artefacts); what every figure shares, its style
+                and the count models' lines (drawing, which imports matplotlib only when it
+                draws); each notebook's study, its runs, artefact, lessons and figures, and what
+                they share (studies/); learning speed and where a step's compute goes (speed)
+  9. plots      the other figures and the list of them all (plots), the slides made of them (slides);
                 the sampling lab (lab); the questions a presenter may be asked about each notebook,
                 answered from its run (questions). Loaded on first use (`h.draw_figure`, say):
                 matplotlib and the widgets take a second to import, which the command line, and
@@ -42,6 +43,7 @@ from .memory import *  # noqa: F401,F403
 from .parallel import *  # noqa: F401,F403
 from .exercises import *  # noqa: F401,F403
 from .artefacts import *  # noqa: F401,F403
+from .drawing import *  # noqa: F401,F403
 from .studies import *  # noqa: F401,F403
 from .speed import *  # noqa: F401,F403
 

@@ -41,6 +41,11 @@ MAX_ORDER = 5
 FALLBACK_DISCOUNT = 0.75  # where the counts of counts cannot give discounts (a tiny text)
 
 
+def count_label(order: int) -> str:
+    """How a count model of this order is named: "unigram counts", "3-gram counts"."""
+    return "unigram counts" if order == 1 else f"{order}-gram counts"
+
+
 def discounts_from(counts: np.ndarray) -> np.ndarray:
     """Modified Kneser-Ney's discounts [0, D1, D2, D3+] from the counts of counts (Chen and Goodman's estimates).
 

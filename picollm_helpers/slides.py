@@ -29,7 +29,8 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import text_to_path
 
 from .artefacts import artefact_path, git_commit, read_artefact
-from .plots import FIGURES, SLIDE_SIZE, draw_figure
+from .drawing import SLIDE_SIZE
+from .plots import FIGURES, draw_figure
 from .presets import ARTEFACTS_DIR, InputError
 from .studies import EVERY_WINDOW, lesson_brief, lesson_line
 from .speed import learning_speed_summary

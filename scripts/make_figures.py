@@ -2,8 +2,9 @@
 """Redraw every figure of the seven notebooks from the artefacts, training nothing (`make figures`).
 
 Each figure is drawn in the slide style (16:9, text at 14 pt or more) from its artefact, and
-saved as PNG and SVG beside it in artefacts/. Restyle a plot in picollm_helpers/plots.py and
-run this to regenerate them all in seconds.
+saved as PNG and SVG beside it in artefacts/. Restyle a plot (a study's lives with it in
+picollm_helpers/studies/, the others in plots.py; the style all share in drawing.py) and run
+this to regenerate them all in seconds.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def test_each_figure_is_slide_shaped_with_readable_text_that_fits(name):
     plt.close(figure)
     assert width / height == pytest.approx(16 / 9, rel=0.01)
     assert texts and min(text.get_fontsize() for text in texts) >= 14
-    assert not problems, f"{name} ({h.FIGURES[name][1].__name__} in picollm_helpers/plots.py):\n  " + \
+    assert not problems, f"{name} ({h.FIGURES[name][1].__name__} in {h.FIGURES[name][1].__module__}):\n  " + \
         "\n  ".join(problems)
 
 

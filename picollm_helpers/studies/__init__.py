@@ -1,4 +1,4 @@
-"""Section 8 (part two). The notebooks' studies: each notebook's runs, its artefact and its lessons in one module.
+"""Section 8 (part two). The notebooks' studies: each notebook's runs, artefact, lessons and figures in one module.
 
   lessons          what every study shares: resumable runs over seeds, noise, lessons
   text_measures    what a sample reads like: words, variety, spans copied from the bundle's texts

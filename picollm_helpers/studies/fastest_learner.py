@@ -23,9 +23,12 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from ..artefacts import corpus_size
 from ..corpus import build_corpus, standard_heldout
 from ..device import seed_everything
+from ..drawing import SPREAD, draw_counting, plot_band, slide_figure, study_title, subplots
 from ..heads import vocab_ids_for
 from ..models import build_model, count_parameters, describe_head
 from ..presets import TRANSFORMER_PRESETS, RunPreset, transformer_config
@@ -240,3 +243,34 @@ def race_lessons(runs: list[dict], counting: dict) -> dict:
                [mean_of(cache_runs, final_loss)], counting),
     ]
     return {"lessons": lessons, "common_step": step}
+
+
+# ---------------------------------------------------------------- the figure
+
+
+def curve_by_step(runs: list[dict]) -> dict:
+    """A model's race curves aligned by step: the steps every seed reached, and the seconds, tokens and
+    held-out loss of each seed at them (seeds x points)."""
+    steps = sorted(set.intersection(*({point["step"] for point in run["curve"]} for run in runs)))
+    at = [{point["step"]: point for point in run["curve"]} for run in runs]
+    return {"steps": steps, **{key: np.array([[points[step][key] for step in steps] for points in at])
+                               for key in ("seconds", "tokens", "loss")}}
+
+
+@slide_figure
+def plot_fastest_learner(artefact: dict):
+    """Held-out loss against seconds and against tokens seen, a band per model, from fastest_learner.json."""
+    fig, (by_time, by_tokens) = subplots(1, 2, sharey=True)
+    for (name,), runs in runs_by(artefact["results"]["runs"], "model").items():
+        curve = curve_by_step(runs)
+        line = plot_band(by_time, curve["seconds"].mean(axis=0), curve["loss"], label=name)
+        plot_band(by_tokens, curve["tokens"].mean(axis=0), curve["loss"], label=name, color=line.get_color())
+    for ax in (by_time, by_tokens):
+        draw_counting(ax, artefact["results"].get("counting"), ("unigram", "bigram", "best"))
+    by_time.set(xlabel="seconds of training", ylabel="held-out loss (nats / token)")
+    by_tokens.set(xlabel="tokens seen (log scale)", xscale="log")
+    fig.legend(*by_time.get_legend_handles_labels(), loc="outside right center", title=SPREAD.split(":")[0])
+    config = artefact["config"]
+    fig.suptitle(study_title(artefact, f"Which model learns fastest: {config['budget']['seconds']:g} s each, "
+                                       f"{config['heldout']} held out"))
+    return fig

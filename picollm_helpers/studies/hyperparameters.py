@@ -22,9 +22,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
+
 from ..artefacts import corpus_size
 from ..corpus import build_corpus, standard_heldout
 from ..device import seed_everything
+from ..drawing import (COUNTING_GID, SPREAD, count_lines, draw_counting, errorbars, pyplot, slide_figure, study_title,
+                       subplots)
 from ..heads import vocab_ids_for
 from ..models import build_model, count_parameters, describe_head, flops_per_token
 from ..presets import RunPreset, study_transformer
@@ -331,3 +335,97 @@ def budget_lessons(runs: list[dict], counting: dict) -> dict:
     crossing = crossing_flops(table, narrow, wide) if wide != narrow else None
     return {"lessons": lessons, "best_widths": {f"{flops:g}": width for flops, width in best.items()},
             "crossing_flops": crossing, "width_warnings": width_warnings(table, best)}
+
+
+# ---------------------------------------------------------------- the figures
+
+
+def rate_cells(artefact: dict) -> dict[tuple[float, int], list[float]]:
+    """The held-out losses of every (learning rate, width) cell of hyperparameter_rates.json, over the seeds."""
+    return {(rate, width): [run["loss"] for run in group]
+            for (rate, width), group in runs_by(artefact["results"]["runs"], "learning_rate", "width").items()}
+
+
+@slide_figure
+def plot_hyperparameter_heatmap(artefact: dict):
+    """Held-out loss over learning rate and width at the tuning budget, each cell its mean and seed-to-seed s.d., the
+    rate chosen for each width outlined, from hyperparameter_rates.json. A width's grid can be wider than another's
+    (grown where its best lay at an edge); cells it never tried are blank."""
+    cells = rate_cells(artefact)
+    rates, widths = sorted({rate for rate, _ in cells}), sorted({width for _, width in cells})
+    means = np.array([[np.mean(cells[(rate, width)]) if (rate, width) in cells else np.nan for rate in rates]
+                      for width in widths])
+    fig, ax = subplots()
+    image = ax.imshow(means, cmap="viridis_r", aspect="auto", origin="lower")
+    ax.grid(False)
+    ax.set_xticks(range(len(rates)), [f"{rate:g}" for rate in rates])
+    ax.set_yticks(range(len(widths)), [str(width) for width in widths])
+    for (rate, width), values in cells.items():
+        i, j = widths.index(width), rates.index(rate)
+        light = image.norm(means[i, j]) < 0.5  # viridis_r is yellow at the low end
+        spread_text = f"\n± {np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
+        ax.text(j, i, f"{np.mean(values):.2f}{spread_text}", ha="center", va="center",
+                color="black" if light else "white")
+    for width, rate in artefact["results"]["chosen"].items():
+        ax.add_patch(pyplot().Rectangle((rates.index(rate) - 0.5, widths.index(int(width)) - 0.5), 1, 1, fill=False,
+                                   edgecolor="tab:red", linewidth=3))
+    ax.set(xlabel="peak learning rate", ylabel="width (d_model)")
+    bar = pyplot().colorbar(image, ax=ax, label="held-out loss (nats / token)")
+    counting = artefact["results"].get("counting")
+    if counting:
+        for label, loss, style in count_lines(counting, ("bigram", "best")):
+            bar.ax.axhline(loss, label=label, gid=COUNTING_GID, **{**style, "color": "red"})
+        low, high = np.nanmin(means), np.nanmax(means)
+        bar.ax.set_ylim(min(low, counting["best"]) - 0.02, max(high, counting["bigram"]) + 0.02)
+    fig.suptitle(study_title(artefact, f"Learning rate x width, {artefact['config']['tokens']:,} tokens "
+                                       "(counts on the bar)"))
+    return fig
+
+
+def budget_points(artefact: dict) -> dict[int, dict[float, list[dict]]]:
+    """The runs of hyperparameters.json by width, then by budget: {width: {flops: runs}}."""
+    table: dict[int, dict[float, list[dict]]] = {}
+    for (width, flops), group in runs_by(artefact["results"]["runs"], "width", "flops").items():
+        table.setdefault(width, {})[flops] = group
+    return {width: dict(sorted(points.items())) for width, points in sorted(table.items())}
+
+
+@slide_figure
+def plot_hyperparameter_budgets(artefact: dict):
+    """Held-out loss against training compute, a line per width (each at its own learning rate), the best width at
+    each budget marked, and the count models of the same text, from hyperparameters.json."""
+    fig, ax = subplots()
+    rates = artefact["config"]["learning_rates"]
+    best = {float(flops): width for flops, width in artefact["results"]["best_widths"].items()}
+    for width, points in budget_points(artefact).items():
+        budgets = list(points)
+        line = errorbars(ax, budgets, list(points.values()), lambda run: run["loss"],
+                         label=f"width {width} (learning rate {rates[str(width)]:g})")
+        won = [flops for flops in budgets if best[flops] == width]
+        ax.plot(won, [np.mean([run["loss"] for run in points[flops]]) for flops in won], "*", markersize=22,
+                color=line[0].get_color())
+    draw_counting(ax, artefact["results"].get("counting"), ("unigram", "bigram", "best"))
+    ax.plot([], [], "*", color="grey", markersize=16, label="the best width at that budget")
+    ax.set(xscale="log", xlabel="training compute (FLOPs, log scale)", ylabel="held-out loss (nats / token)")
+    ax.set_xticks(sorted(best), [flops_words(flops) for flops in sorted(best)])
+    ax.minorticks_off()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title=SPREAD.split(":")[0])
+    fig.suptitle(study_title(artefact, "Which width for the compute"))
+    return fig
+
+
+@slide_figure
+def plot_hyperparameter_speed(artefact: dict):
+    """Held-out loss against seconds of training, a line per width through its budgets, from hyperparameters.json:
+    the same runs, for the question a budget in seconds poses."""
+    fig, ax = subplots()
+    for width, points in budget_points(artefact).items():
+        seconds = [np.mean([run["seconds"] for run in runs]) for runs in points.values()]
+        errorbars(ax, seconds, list(points.values()), lambda run: run["loss"],
+                  label=f"width {width} ({np.mean([run['tokens_per_s'] for runs in points.values() for run in runs]):,.0f}"
+                        " tokens/s)")
+    draw_counting(ax, artefact["results"].get("counting"), ("unigram", "bigram", "best"))
+    ax.set(xscale="log", xlabel="seconds of training (log scale)", ylabel="held-out loss (nats / token)")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title=SPREAD.split(":")[0])
+    fig.suptitle(study_title(artefact, "Quality against seconds: the same runs"))
+    return fig

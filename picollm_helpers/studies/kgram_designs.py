@@ -23,6 +23,7 @@ import torch
 
 from ..artefacts import corpus_size, history_rows, read_artefact, summarize_history, write_artefact
 from ..device import KEEP_FREED_MEMORY_VARIABLE, seed_everything
+from ..drawing import plot_history_panels, plot_loss_curves, plot_speed_bars, slide_figure, subplots
 from ..models import KGramConfig, KGramMLPSeqModel, compute_next_token_loss, kgram_starter_loop_logits, kgram_windows
 from ..training import STARTER_RECIPE, Recipe, TrainingRun, make_optimizer, save_checkpoint, targets_in, train_model
 from .lessons import count_baselines
@@ -224,3 +225,30 @@ def kgram_real_text(corpus, heldout, vocab_ids, design: KGramConfig, run: Traini
                "history": [row for history in histories for row in history_rows(history)]}
     return read_artefact(write_artefact("kgram_real_text", preset=preset, config=config, results=results,
                                         device=device))
+
+
+# ---------------------------------------------------------------- the figures
+
+
+@slide_figure
+def plot_kgram_comparison(artefact: dict):
+    """Loss against step for each design, and tokens/s of each design and of the starter's loop."""
+    results = artefact["results"]
+    fig, (left, right) = subplots(1, 2)
+    plot_loss_curves(pd.DataFrame(results["history"]), ax=left, title="training loss, same batches and seed")
+    names = [*results["designs"], "starter's loop,\nas the starter runs", "starter's loop,\nin this process"]
+    speeds = [row["tokens_per_s"] for row in results["designs"].values()] + [
+        results["starter_loop"]["tokens_per_s"], results["starter_loop_in_this_process"]["tokens_per_s"]]
+    plot_speed_bars(names, speeds, ax=right, title="training speed")
+    fig.suptitle(f"k-gram MLP designs ({artefact['preset']} preset, {artefact['device']})")
+    return fig
+
+
+@slide_figure
+def plot_kgram_real_text(artefact: dict):
+    """Training and held-out loss of each k-gram design and context window on real text, from kgram_real_text.json."""
+    config, results = artefact["config"], artefact["results"]
+    return plot_history_panels(pd.DataFrame(results["history"]),
+                               f"k-gram designs and windows on the plays, {config['heldout']} held out "
+                               f"({artefact['preset']} preset)", test_loss=True, counting=results.get("counting"),
+                               which=("unigram", "same_k", "best"))

@@ -30,7 +30,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..artefacts import artefact_path, provenance, read_artefact, write_artefact, write_json_atomically
-from ..counts import MAX_ORDER, count_model
+from ..counts import MAX_ORDER, count_label, count_model
 from ..presets import PACKAGE_DIR
 from ..training import evaluate
 
@@ -175,10 +175,6 @@ def count_baselines(streams, heldout, orders=range(1, MAX_ORDER + 1)) -> dict:
                        for order, score in scores.items()},
             "unigram": scores[min(orders)].nats_per_token, "bigram": scores[2].nats_per_token if 2 in scores else None,
             "best_order": best, "best": scores[best].nats_per_token, "seconds": time.perf_counter() - started}
-
-
-def count_label(order: int) -> str:
-    return "unigram counts" if order == 1 else f"{order}-gram counts"
 
 
 def first_seconds(losses: list[float], counting: dict, budget: str, names: list[str] | None = None) -> str:

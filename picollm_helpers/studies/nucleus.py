@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 
 from ..artefacts import read_artefact, write_artefact
+from ..drawing import pyplot, slide_figure, subplots
 from ..models import count_parameters, family_of, model_device
 from ..sampling import Decoding, generate_tokens, nucleus_mask
 from .text_measures import distinct_n, word_share
@@ -93,3 +95,38 @@ def sampling_diversity(models: dict, enc, plan: DiversityPlan = DiversityPlan(),
               "models": model_info}
     path = write_artefact("sampling_diversity", preset=preset, config=config, results={"rows": rows}, device=device)
     return read_artefact(path)
+
+
+# ---------------------------------------------------------------- the figure
+
+
+DIVERSITY_PANELS = {  # each panel's title: what it measures, and how
+    "distinct_1": "distinct-1: unique tokens / tokens",
+    "distinct_2": "distinct-2: unique bigrams / bigrams",
+    "mean_logprob": "mean log-probability (nats / token)",
+    "mean_nucleus_size": "mean nucleus size (tokens)",
+}
+
+
+@slide_figure
+def plot_sampling_diversity(artefact: dict):
+    """Per sampling setting, how varied the samples are and how likely the model finds them; a line per model.
+
+    Each panel names its measure in its title, so that the panels of a 2 x 2 grid keep their height.
+    """
+    rows = pd.DataFrame(artefact["results"]["rows"])
+    fig, axes = subplots(2, 2, sharex=True)
+    for name, runs in rows.groupby("model", sort=False):
+        for ax, column in zip(axes.flat, DIVERSITY_PANELS):
+            ax.plot(runs["setting"], runs[column], "o-", label=name)
+    for ax, title in zip(axes.flat, DIVERSITY_PANELS.values()):
+        ax.set_title(title, fontsize=pyplot().rcParams["axes.labelsize"])
+        ax.margins(x=0.12)  # the first setting's name clear of the y axis's lowest tick label
+    for ax in axes[-1]:
+        ax.set_xlabel("sampling")
+    axes.flat[-1].set_yscale("log")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside right center", title="model")
+    config = artefact["config"]
+    fig.suptitle(f"{config['num_samples']} samples of {config['max_new_tokens']} tokens from "
+                 f"{config['prompt']!r} per setting ({artefact['preset']} preset)")
+    return fig

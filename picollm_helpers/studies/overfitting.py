@@ -17,9 +17,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
+import pandas as pd
+
 from ..artefacts import history_rows
 from ..corpus import build_corpus, standard_heldout
 from ..device import seed_everything
+from ..drawing import COUNT_STYLES, COUNTING_GID, SPREAD, draw_counting, plot_band, slide_figure, study_title, subplots
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_head
 from ..presets import RunPreset, study_transformer
@@ -123,3 +127,46 @@ def overfitting_lessons(runs: list[dict], counting: dict) -> dict:
                               "token", paired_effects(per_seed(remedies[remedy], final), per_seed(plain, final)),
                               [mean(plain), mean(remedies[remedy])], [slice_counts, own]))
     return {"lessons": lessons}
+
+
+# ---------------------------------------------------------------- the figure
+
+
+@slide_figure
+def plot_overfitting(artefact: dict):
+    """The plain run's training and held-out loss with its turning point, and every remedy's final held-out
+    loss beside early stopping's, from overfitting.json."""
+    remedies = {remedy: group for (remedy,), group in runs_by(artefact["results"]["runs"], "remedy").items()}
+    plain = remedies["none"]
+    fig, (curves, bars) = subplots(1, 2, width_ratios=(3, 2))
+    histories = [pd.DataFrame(run["history"]) for run in plain]
+    steps = histories[0]["step"].to_numpy()
+    plot_band(curves, steps, [h["loss"].rolling(10, min_periods=1).mean() for h in histories], label="training")
+    evaluated = [h.dropna(subset=["test_loss"]) for h in histories]
+    plot_band(curves, evaluated[0]["step"].to_numpy(), [h["test_loss"] for h in evaluated], label="held out",
+              marker="o")
+    turning = np.mean([run["turning_step"] for run in plain])
+    curves.axvline(turning, color="tab:red", linestyle="--", label=f"turning point (step {turning:.0f})")
+    counting = artefact["results"].get("counting", {})
+    draw_counting(curves, counting.get("one slice"))
+    curves.set(xlabel="step", ylabel="loss (nats / token)", title="no remedy")
+    curves.legend(title=SPREAD)
+    labels = ["early stopping", *[remedy for remedy in remedies if remedy != "none"], "none (to the end)"]
+    values = [[run["lowest_loss"] for run in plain], *[[run["final_loss"] for run in remedies[remedy]]
+                                                         for remedy in labels[1:-1]], [run["final_loss"] for run in plain]]
+    bars.barh(labels, [np.mean(v) for v in values], xerr=[np.std(v, ddof=1) for v in values], capsize=5,
+              color="tab:blue")
+    bars.set(xlabel="final held-out loss (nats / token)", title="the remedies")
+    slice_counts, more_counts = counting.get("one slice"), counting.get("more data")
+    if slice_counts and more_counts:
+        bars.axvline(slice_counts["best"], gid=COUNTING_GID, label=f"counts of the slice {slice_counts['best']:.2f}",
+                     **COUNT_STYLES["best"])
+        bars.axvline(more_counts["best"], gid=COUNTING_GID, label=f"counts of 4x the slice {more_counts['best']:.2f}",
+                     **{**COUNT_STYLES["best"], "color": "tab:green"})
+        bars.legend(loc="upper right")
+    reference = [np.mean(v) for v in values] + ([slice_counts["best"], more_counts["best"]] if slice_counts else [])
+    bars.set_xlim(min(reference) - 0.3, max(reference) + 0.2)
+    bars.invert_yaxis()
+    fig.suptitle(study_title(artefact, f"Overfitting {artefact['config']['slice_tokens']:,} tokens, "
+                                       f"{artefact['config']['heldout']} held out"))
+    return fig

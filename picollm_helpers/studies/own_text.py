@@ -19,9 +19,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from ..artefacts import history_rows
 from ..corpus import PackedCorpus, TokenStream, TrainingText, build_corpus, standard_heldout
 from ..device import seed_everything
+from ..drawing import SPREAD, errorbars, plot_count_curve, slide_figure, study_title, subplots
 from ..heads import vocab_ids_for
 from ..models import build_model, describe_head
 from ..presets import CUSTOM_CORPUS, RunPreset, study_transformer
@@ -203,3 +206,63 @@ def own_text_lessons(runs: list[dict], counting: dict) -> dict:
     return {"lessons": lessons, "lessons_by_figure": {"own_text_data": list(data_lessons),
                                                       "own_text_blend": [len(lessons) - 2, len(lessons) - 1]},
             "best_blend": best_blend}
+
+
+# ---------------------------------------------------------------- the figures
+
+
+@slide_figure
+def plot_own_text_data(artefact: dict):
+    """Held-out and training loss against training tokens, from own_text.json."""
+    sizes = {tokens: group for (question, tokens), group in runs_by(artefact["results"]["runs"], "question",
+                                                                     "tokens").items() if question == "data"}
+    tokens = sorted(sizes)
+    fig, ax = subplots()
+    errorbars(ax, tokens, [sizes[t] for t in tokens], lambda run: run["best_standard_loss"],
+              label=f"held out ({artefact['config']['standard_heldout']}), at its best")
+    errorbars(ax, tokens, [sizes[t] for t in tokens], lambda run: run["standard_loss"], label="held out, at the end",
+              linestyle=":")
+    errorbars(ax, tokens, [sizes[t] for t in tokens], lambda run: run["train_loss"], label="training", linestyle="--")
+    counting = artefact["results"].get("counting")
+    if counting:
+        countings = [counting["sizes"][str(t)] for t in tokens]
+        plot_count_curve(ax, tokens, countings, "unigram", "unigram counts of the same text", "unigram")
+        plot_count_curve(ax, tokens, countings, "best", "best count model of the same text", "best")
+    ax.set(xscale="log", xlabel="training tokens (the first N of the plays; log scale)", ylabel="loss (nats / token)",
+           title=study_title(artefact, f"How much text: {artefact['config']['budget']['steps']} steps at every size"))
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", title=SPREAD.split(":")[0])
+    return fig
+
+
+@slide_figure
+def plot_own_text_blend(artefact: dict):
+    """Your text's held-out loss and the standard work's against your text's share of training, and the
+    trade-off between the two, from own_text.json."""
+    shares = {share: group for (question, share), group in runs_by(artefact["results"]["runs"], "question",
+                                                                    "share").items() if question == "blend"}
+    order = sorted(shares)
+    fig, (by_share, tradeoff) = subplots(1, 2)
+    config = artefact["config"]
+    errorbars(by_share, [100 * s for s in order], [shares[s] for s in order], lambda run: run["best_your_loss"],
+              label="your held-out lines, at the best evaluation")
+    errorbars(by_share, [100 * s for s in order], [shares[s] for s in order], lambda run: run["standard_loss"],
+              label=config["standard_heldout"])
+    counting = artefact["results"].get("counting")
+    if counting:
+        texts = ["plays" if s == 0 else "your text" if s == 1 else "both" for s in order]
+        for held_out, name in (("your_lines", "your lines"), ("standard", config["standard_heldout"])):
+            countings = [counting[held_out][text] for text in texts]
+            plot_count_curve(by_share, [100 * s for s in order], countings, "best", f"counts, {name}", "best")
+            plot_count_curve(by_share, [100 * s for s in order], countings, "unigram", f"unigram counts, {name}",
+                             "unigram")
+    by_share.set(xlabel="your text's share of training (%)", ylabel="held-out loss (nats / token)")
+    by_share.legend(title=SPREAD)
+    your = [np.mean([run["best_your_loss"] for run in shares[s]]) for s in order]
+    standard = [np.mean([run["standard_loss"] for run in shares[s]]) for s in order]
+    tradeoff.plot(standard, your, "o-")
+    for share, x, y in zip(order, standard, your):
+        tradeoff.annotate(f"{share:.0%}", (x, y), textcoords="offset points", xytext=(8, 4))
+    tradeoff.set(xlabel=f"loss on {config['standard_heldout']}", ylabel="loss on your lines (best)",
+                 title="the trade-off (your share beside each point)")
+    fig.suptitle(study_title(artefact, f"Blending your text ({config['your_text']}) with the plays"))
+    return fig

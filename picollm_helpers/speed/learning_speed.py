@@ -1,17 +1,11 @@
-"""Section 8 (continued). Learning speed, and where a training step's compute goes.
-
-The yardstick of the bundle is learning speed: the held-out loss (full-vocabulary nats per
-token) a model reaches after a fixed number of seconds of training on real text. The
-learning-speed benchmark trains the same model several ways for the same seconds and records
-the held-out loss against time. The step breakdown profiles one training step and splits its
-time into the output head, the softmax and loss, the blocks, and the optimizer; the fused-loss
-comparison measures the chunked linear + cross-entropy against the plain path.
-"""
+"""The learning-speed benchmark: the held-out loss a model reaches after a fixed number of seconds of training
+on real text, the same model trained several ways (the starter's, packed, the command line's defaults, the
+reference recipe), each beside the count models fitted on the same text; the recipe sweep; and the floors the
+defaults are held to."""
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -19,20 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from torch._C._profiler import _EventType
 
-from .presets import InputError
-from .device import AUTOCAST_DTYPES, seed_everything
-from .artefacts import read_artefact, write_artefact
-from .counts import fit_count_models, mix_with_counts
-from .heads import FUSED_CHUNK_ROWS, bucket_log_shares, vocab_ids_for
-from .models import build_model, count_parameters, describe_vocabulary, flops_per_token
-from .corpus import VALIDATION_FRACTION, TrainingText, build_corpus, standard_heldout
-from .presets import TransformerConfig
-from .sampling import Decoding, generate_text
-from .studies.lessons import count_baselines, count_label, lesson, paired_effects, spread, with_noise
-from .training import (STARTER_RECIPE, Arithmetic, Budget, Evaluation, Recipe, TrainingRun, evaluate, make_optimizer,
-                       run_summary, train_model)
+from ..artefacts import read_artefact, write_artefact
+from ..corpus import VALIDATION_FRACTION, TrainingText, build_corpus, standard_heldout
+from ..counts import count_label, fit_count_models, mix_with_counts
+from ..device import seed_everything
+from ..heads import bucket_log_shares, vocab_ids_for
+from ..models import build_model, count_parameters, describe_vocabulary
+from ..presets import InputError, TransformerConfig
+from ..sampling import Decoding, generate_text
+from ..studies.lessons import count_baselines, lesson, paired_effects, spread, with_noise
+from ..training import (STARTER_RECIPE, Arithmetic, Budget, Evaluation, Recipe, TrainingRun, evaluate, run_summary,
+                        train_model)
 
 
 def file_record(path: str | os.PathLike) -> dict:
@@ -557,253 +549,3 @@ def count_models_table(artefact: dict) -> pd.DataFrame:
             cells[f"{work}, whole work"] = scores["whole"]["nats_per_token"]
         rows[row["label"]] = {**cells, "seconds to fit and score": row["fit_seconds"] + row["score_seconds"]}
     return pd.DataFrame(rows).T
-
-
-# ---------------------------------------------------------------- the fused loss against the plain path
-
-
-def loss_path_speed(config: TransformerConfig, *, fused: bool, device, batch_size: int = 16, block_size: int = 64,
-                    warmup_steps: int = 2, timed_steps: int = 5, seed: int = 0) -> dict:
-    """Training tokens/s of one model with the fused or the plain loss, on random tokens (the median step
-    after warm-up), and the peak tensor memory of building it and taking two steps."""
-    tokens = torch.randint(0, config.vocab_size, (block_size + 1, batch_size), device=device)
-
-    def train(steps: int) -> list[float]:
-        seed_everything(seed)
-        model = build_model("transformer", **asdict(config)).to(device)
-        optimizer = make_optimizer(model, Recipe())
-        seconds = []
-        for _ in range(steps):
-            started = clock(device)
-            loss = model.next_token_loss(tokens, fused=fused)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss.item()
-            seconds.append(clock(device) - started)
-        return seconds
-
-    step_s = sorted(train(warmup_steps + timed_steps)[warmup_steps:])[timed_steps // 2]
-    return {"fused": fused, "d_model": config.d_model, "tokens_per_s": block_size * batch_size / step_s,
-            "step_s": step_s, "peak_memory_mb": peak_tensor_memory(lambda: train(2), device) / 2**20}
-
-
-def clock(device) -> float:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter()
-
-
-def quiet_profiler(**options) -> torch.profiler.profile:
-    """torch's profiler, without the trace library's start and stop lines on the terminal (they
-    bypass Python, so a notebook run would print them)."""
-    os.environ.setdefault("KINETO_LOG_LEVEL", "99")
-    return torch.profiler.profile(**options)
-
-
-def peak_tensor_memory(work, device) -> int:
-    """The most bytes held in tensors at once while `work()` runs (weights included if it builds them).
-
-    On a GPU, the CUDA allocator's peak. On the CPU, the peak of the running total of the bytes
-    that torch's profiler saw allocated and freed: what the estimate counts, without the
-    allocator's own slack or the libraries' pages that a process's resident memory also holds.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        before = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        work()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before
-    with quiet_profiler(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profile:
-        work()
-    return max(itertools.accumulate(cpu_allocations(profile)), default=0)
-
-
-def cpu_allocations(profile: torch.profiler.profile) -> list[int]:
-    """The bytes allocated (positive) and freed (negative) on the CPU while a profiler ran, in order.
-
-    They are read from the profiler's event tree, where its memory timeline reads them. The
-    timeline also needs a trace of every Python call (with_stack=True), which can make
-    measuring three steps of a small model take a minute.
-    """
-    pending, found = list(profile.profiler.kineto_results.experimental_event_tree()), []
-    while pending:
-        event = pending.pop()
-        pending.extend(event.children)
-        if event.tag == _EventType.Allocation and event.extra_fields.device.type == "cpu":
-            found.append((event.start_time_ns, event.extra_fields.alloc_size))
-    return [size for _, size in sorted(found)]
-
-
-def fused_loss_comparison(cases=((128, 16), (512, 16), (128, 64)), *, device, n_blocks: int = 4, n_heads: int = 4,
-                          block_size: int = 64, timed_steps: int = 10, preset: str = "benchmark", path=None) -> dict:
-    """Tokens/s and peak memory of the fused and the plain loss, full GPT-2 head, for each (width, batch) case.
-
-    The model is minGPT's design resized to each width with n_blocks blocks; a batch holds
-    batch x block_size tokens. The two paths are measured in turns, plain first. Writes
-    artefacts/fused_loss.json (or `path`) and returns it.
-    """
-    rows = []
-    for width, batch_size in cases:
-        config = TransformerConfig(d_model=width, n_heads=n_heads, n_blocks=n_blocks, d_ff=4 * width,
-                                   norm="layernorm", max_seq_len=block_size)
-        for fused in (False, True):
-            row = loss_path_speed(config, fused=fused, device=device, batch_size=batch_size, block_size=block_size,
-                                  timed_steps=timed_steps)
-            rows.append({**row, "batch_size": batch_size, "tokens_per_step": batch_size * block_size})
-            print(f"d_model {width}, batch {batch_size}, {'fused' if fused else 'plain'}: "
-                  f"{row['tokens_per_s']:,.0f} tokens/s, peak {row['peak_memory_mb']:,.0f} MB of tensors", flush=True)
-    config = {"cases": [list(case) for case in cases], "n_blocks": n_blocks, "n_heads": n_heads,
-              "block_size": block_size, "timed_steps": timed_steps, "head": "gpt2 (50,257 ids)",
-              "chunk_rows": FUSED_CHUNK_ROWS,
-              "memory": "peak tensor memory of building the model and two steps (weights, gradients, AdamW "
-                        "state, activations, logits): the running total of the profiler's allocations on the "
-                        "CPU, the CUDA allocator's peak on a GPU"}
-    written = write_artefact("fused_loss", preset=preset, config=config, results={"rows": rows}, device=device,
-                             path=path)
-    return read_artefact(written)
-
-
-# ---------------------------------------------------------------- where one training step's time goes
-
-STEP_PARTS = ("output head", "softmax and loss", "blocks and embeddings", "optimizer")
-
-
-def op_part(name: str, shapes: list, num_classes: int) -> str:
-    """Which part of a training step a profiled operator belongs to."""
-    lowered = name.lower()
-    if "adam" in lowered or "foreach" in lowered or "clip" in lowered or "norm_" in lowered:
-        return "optimizer"
-    if any(key in lowered for key in ("log_softmax", "nll_loss", "cross_entropy")):
-        return "softmax and loss"
-    if any(key in lowered for key in ("mm", "linear", "matmul")) and any(
-            num_classes in shape for shape in shapes if isinstance(shape, (list, tuple))):
-        return "output head"
-    return "blocks and embeddings"
-
-
-def step_breakdown(config: TransformerConfig, *, device, vocab_ids=None, batch_size: int = 16, block_size: int = 64,
-                   profiled_steps: int = 3, seed: int = 0) -> dict:
-    """Profile training steps on the plain loss path and split their time into STEP_PARTS.
-
-    Also the FLOPs per trained token of each part: the head 6 d C (forward 2 d C, backward
-    4 d C, C classes), the blocks 6 N_blocks + 12 L T d (nanoGPT's count: weights, then
-    attention scores), and the softmax about 5 C (a few passes over the logits). The
-    optimizer works per step, not per token: about 16 operations per parameter, divided
-    by the tokens of a step.
-    """
-    seed_everything(seed)
-    model = build_model("transformer", **asdict(config), vocab_ids=vocab_ids).to(device)
-    optimizer = make_optimizer(model, Recipe())
-    tokens = torch.randint(0, config.vocab_size, (block_size + 1, batch_size), device=device)
-
-    def step():
-        loss = model.next_token_loss(tokens, fused=False)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-
-    for _ in range(2):
-        step()
-    with quiet_profiler(record_shapes=True) as profile:
-        for _ in range(profiled_steps):
-            step()
-    classes = model.num_classes
-    milliseconds = dict.fromkeys(STEP_PARTS, 0.0)
-    for event in profile.key_averages(group_by_input_shape=True):
-        milliseconds[op_part(event.key, event.input_shapes, classes)] += event.self_cpu_time_total / 1000
-    milliseconds = {part: value / profiled_steps for part, value in milliseconds.items()}
-    d, step_tokens = config.d_model, block_size * batch_size
-    block_parameters = sum(p.numel() for p in model.blocks.parameters())
-    flops = {"output head": 6 * d * classes, "softmax and loss": 5 * classes,
-             "blocks and embeddings": 6 * block_parameters + 12 * config.n_blocks * block_size * d,
-             "optimizer": 16 * count_parameters(model) / step_tokens}
-    total_ms = sum(milliseconds.values())
-    return {"vocabulary": describe_vocabulary(model), "classes": classes, "step_ms": total_ms,
-            "parts": {part: {"ms": milliseconds[part], "share": milliseconds[part] / total_ms,
-                             "flops_per_token": flops[part]} for part in STEP_PARTS}}
-
-
-def step_breakdown_table(artefact: dict):
-    """Milliseconds, share and FLOPs per token of each part of a step, for each head in step_breakdown.json."""
-    return pd.DataFrame({(head, part): values for head, breakdown in artefact["results"]["breakdowns"].items()
-                         for part, values in breakdown["parts"].items()}).T
-
-
-def fused_loss_table(artefact: dict):
-    """Tokens/s and peak memory of the plain and the fused loss in each case, from fused_loss.json."""
-    table = pd.DataFrame(artefact["results"]["rows"])
-    table["loss"] = table["fused"].map({True: "fused", False: "plain"})
-    return table.pivot(index=["d_model", "tokens_per_step"], columns="loss", values=["tokens_per_s", "peak_memory_mb"])
-
-
-# ---------------------------------------------------------------- training throughput per preset, precision, compile
-
-
-def matmul_peak_flops(device, precision: str, size: int = 2048, repeats: int = 5) -> float:
-    """The device's practical peak in a precision: FLOP/s of a large square matrix product."""
-    dtype = torch.float32 if precision == "fp32" else AUTOCAST_DTYPES[precision]
-    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
-    (a @ b).sum().item()  # warm up
-    started = clock(device)
-    for _ in range(repeats):
-        product = a @ b
-    product.sum().item()
-    return 2 * size ** 3 * repeats / (clock(device) - started)
-
-
-def training_throughput(config: TransformerConfig, corpus, arithmetic: Arithmetic, *, device, batch_size: int,
-                        vocab_ids=None, steps: int = 8, warmup_steps: int = 3) -> dict:
-    """Tokens/s of real training steps computed as `arithmetic` says (the median after warm-up steps, which also pay
-    for compiling), with the FLOPs they stand for and the peak memory (CUDA)."""
-    seed_everything(0)
-    model = build_model("transformer", **asdict(config), vocab_ids=vocab_ids).to(device)
-    if torch.device(device).type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    run = TrainingRun(budget=Budget(max_steps=warmup_steps + steps), batch_size=batch_size, arithmetic=arithmetic)
-    history = train_model(model, corpus, run, progress=False)
-    tokens_per_s = float(history["tokens_per_s"].iloc[warmup_steps:].median())
-    flops = flops_per_token(config, corpus.block_size, model.num_classes)
-    return {"tokens_per_s": tokens_per_s, "flops_per_token": flops, "achieved_tflops": tokens_per_s * flops / 1e12,
-            "precision": history.attrs["precision"], "compiled": history.attrs["compiled"],
-            "parameters": count_parameters(model), "vocabulary": describe_vocabulary(model),
-            "peak_memory_gb": (torch.cuda.max_memory_allocated() / 1e9 if torch.device(device).type == "cuda"
-                               else None)}
-
-
-def throughput_benchmark(configs: dict, corpus, arithmetics: list[Arithmetic], *, device, batch_size: int,
-                         vocab_ids=None, preset: str = "benchmark", path=None) -> dict:
-    """Training tokens/s and model FLOPs utilization of each Transformer in `configs`, each way of computing in
-    `arithmetics` (precisions, with and without torch.compile). MFU is measured FLOP/s over the device's measured
-    matrix-product peak in the same precision. Writes artefacts/throughput_<device type>.json (or `path`) and
-    returns it."""
-    precisions = list(dict.fromkeys(arithmetic.precision for arithmetic in arithmetics))
-    peaks = {precision: matmul_peak_flops(device, precision) for precision in precisions}
-    rows = []
-    for name, config in configs.items():
-        for arithmetic in arithmetics:
-            row = training_throughput(config, corpus, arithmetic, device=device, batch_size=batch_size,
-                                      vocab_ids=vocab_ids)
-            row.update(model=name, requested_compile=arithmetic.compile,
-                       mfu=row["achieved_tflops"] * 1e12 / peaks[arithmetic.precision])
-            rows.append(row)
-            print(f"{name:<12} {arithmetic.precision} {'compiled' if row['compiled'] else 'eager':<8} "
-                  f"{row['tokens_per_s']:>10,.0f} tokens/s  MFU {row['mfu']:.1%}", flush=True)
-    config = {"models": {name: asdict(config) for name, config in configs.items()}, "batch_size": batch_size,
-              "block_size": corpus.block_size, "grad_accum_steps": arithmetics[0].grad_accum_steps,
-              "peak_tflops": {precision: peak / 1e12 for precision, peak in peaks.items()},
-              "peak": "a 2048 x 2048 matrix product, measured in each precision"}
-    name = f"throughput_{torch.device(device).type}"
-    written = write_artefact(name, preset=preset, config=config, results={"rows": rows}, device=device, path=path)
-    return read_artefact(written)
-
-
-def throughput_table(artefact: dict) -> pd.DataFrame:
-    """Tokens/s, MFU and (on a GPU) peak memory per preset, precision and compile, from throughput_<device>.json."""
-    table = pd.DataFrame(artefact["results"]["rows"])
-    table["mode"] = table["compiled"].map({True: "compiled", False: "eager"})
-    return table.set_index(["model", "precision", "mode"])[["tokens_per_s", "mfu", "achieved_tflops",
-                                                            "peak_memory_gb"]]
