@@ -16,8 +16,8 @@ Writes artefacts/learning_speed.json (file names and SHA-256 included) and print
 
 The count models of the same training plays (orders 1 to 5, interpolated Kneser-Ney) are scored on the
 same windows of each held-out work: every row's loss is read beside what counting alone gets. The command
-line's defaults mix their Transformer with counts (`--counts auto`); the table shows their Transformer
-alone beside them.
+line's defaults start their Transformer from the bigram counts (`--init counts`) and mix it with counts
+(`--counts auto`); the table shows their Transformer alone beside them.
 
     python benchmarks/learning_speed.py                      # 120 s each, two seeds, about an hour
     python benchmarks/learning_speed.py --seconds 600 --ways defaults reference --name learning_speed_600

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -487,11 +487,15 @@ except h.InputError as missing:
 # ## 10. A Transformer that writes
 # Now the preset's own Transformer, with a compact head and the packed recipe, trained on the
 # plays long enough to write (`BASE_CORPUS = "tinystories"` trains it on TinyStories instead,
-# when the hub or `TINYSTORIES_PATH` gives them), then mixed with the count model of the same
-# plays, as the command line's defaults are: p = w p_Transformer + (1 - w) p_counts, the count
-# model's order and the weight w chosen on validation lines taken out of training, never on the
-# held-out play. Its training keeps a checkpoint in `CHECKPOINT_DIR`: if the run is interrupted,
-# running the cell again goes on from it.
+# when the hub or `TINYSTORIES_PATH` gives them). It does not start from random weights: its
+# embedding and head start as the two factors of the plays' bigram table (`init="counts"`,
+# `count_start.py`), so that each token's logits already rank the next tokens as counting pairs
+# does, and its steps go into what the previous token alone cannot tell. Then it is mixed with
+# the count model of the same plays, as the command line's defaults are:
+# p = w p_Transformer + (1 - w) p_counts, the count model's order and the weight w chosen on
+# validation lines taken out of training, never on the held-out play. Its training keeps a
+# checkpoint in `CHECKPOINT_DIR`: if the run is interrupted, running the cell again goes on
+# from it.
 #
 # Then we measure what it writes, continuing three speakers' names (greedy, and sampled at
 # p = 0.5 and 1.0, one sample per seed): the share of its words that are English words or words

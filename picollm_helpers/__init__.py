@@ -8,7 +8,8 @@ Its sections, top to bottom (each uses only what stands above it):
                 training and held-out windows, packed or the starter's way (corpus)
   5. models     output heads, full or compact, and the fused loss (heads); the k-gram MLP,
                 the LSTM, the Transformer and one factory (models); n-gram count models,
-                the baseline beside every curve (counts)
+                the baseline beside every curve (counts); a Transformer that starts from
+                the bigram counts (count_start)
   6. sampling   temperature, top-k, top-p, greedy; generate_text
   7. training   the recipe, train_model within a step or time budget, evaluate, checkpoints
                 (training); training checkpoints and resuming an interrupted run (resume); the
@@ -36,6 +37,7 @@ from .corpus import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
 from .counts import *  # noqa: F401,F403
+from .count_start import *  # noqa: F401,F403
 from .sampling import *  # noqa: F401,F403
 from .resume import *  # noqa: F401,F403
 from .training import *  # noqa: F401,F403

@@ -56,12 +56,13 @@ from .sampling import Decoding, generate_text
 from .studies.replay import SAME_TO, StudyRun, replay_comparison, study_runs_listing, train_study_run
 from .speed import SpeedRun
 from .tokenizer import get_tokenizer
-from .training import (PACKED_CPU_BATCH, STARTER_BATCH, STARTER_RECIPE, Arithmetic, Budget, Checkpointing, Recipe,
-                       TrainingRun, check_batch_split, epoch_losses, evaluate, evaluate_each, how_it_trained,
-                       replaying, run_summary, train_model)
+from .training import (BEFORE_RECORDED, PACKED_CPU_BATCH, STARTER_BATCH, STARTER_RECIPE, Arithmetic, Budget,
+                       Checkpointing, Recipe, TrainingRun, check_batch_split, epoch_losses, evaluate, evaluate_each,
+                       how_it_trained, replaying, run_summary, train_model)
 
 SAMPLE_SETTINGS = [("greedy", None), ("top-p 0.95", 0.95), ("top-p 1.0", 1.0)]
 STARTER_EPOCHS = 3
+COMMAND_LINE_RECIPE = Recipe(init="counts")  # packed runs: the bundle's recipe, a Transformer starting from counts
 DEFAULT_COMPARISON_STEPS = 20  # the course notes compared the k-gram designs over 20 mini-batches
 
 
@@ -194,7 +195,7 @@ def resolved_words(name: str) -> str:
     """What a flag left to its automatic default becomes, for --help: a recipe flag, the bundle's recipe or the
     starter's in an epoch run; the head, the batch and the number format, what they resolve to on this machine."""
     if name in {item.name for item in fields(Recipe)}:
-        return (f" Not given: {recipe_words(name, getattr(Recipe(), name))} "
+        return (f" Not given: {recipe_words(name, getattr(COMMAND_LINE_RECIPE, name))} "
                 f"({recipe_words(name, getattr(STARTER_RECIPE, name))} in an epoch run, the starter's).")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     here = {"vocab": lambda: "the compact head" if resolve_vocab("auto", True, device) == "corpus" else "all ids",
@@ -355,9 +356,9 @@ def plan_run(args) -> RunPlan:
     if packing and epoch_flags:
         fail("--packing on draws windows without epochs: use --max_steps or --train_seconds instead of "
              "--num_epochs/--max_steps_per_epoch, or --packing off.")
-    base = Recipe() if packing and not epoch_flags else STARTER_RECIPE
+    base = COMMAND_LINE_RECIPE if packing and not epoch_flags else STARTER_RECIPE
     flags = {"optimizer": args.optimizer, "learning_rate": args.learning_rate, "schedule": args.schedule,
-             "warmup_steps": args.warmup_steps, "weight_decay": args.weight_decay}
+             "warmup_steps": args.warmup_steps, "weight_decay": args.weight_decay, "init": args.init}
     overrides = {name: value for name, value in flags.items() if value is not None}
     if args.grad_clip is not None:
         if args.grad_clip < 0:
@@ -507,7 +508,13 @@ def train_and_report(family: str, command: Command, resume_from: Path | None = N
             say(f"epoch {epoch}: loss {loss:.4f}")
     summary = run_summary(history)
     resumed = f" (resumed at step {summary['resumed_from_step']})" if "resumed_from_step" in summary else ""
-    fitting = f" (of them {spent:.1f} s fitting count models)" if spent else ""
+    starting = summary.get("seconds_starting_from_counts", 0.0)
+    before = []
+    if spent:
+        before.append(f"{spent:.1f} s fitting count models")
+    if starting:
+        before.append(f"{starting:.1f} s starting from the bigram counts")
+    fitting = f" (of them {', '.join(before)})" if before else ""
     say(f"{summary['steps']} steps{resumed}, {summary['tokens_seen']:,} tokens in {summary['train_seconds']:.2f} s of "
           f"training{fitting}: {summary['tokens_per_s']:,.0f} tokens/s; final training loss {summary['train_loss']:.4f}")
     answer = mix_with_counts(model, counting.models, corpus.validation) if counting else model
@@ -720,13 +727,14 @@ class Replay:
         return cls(str(path), config, runs)
 
     def flags(self, given: argparse.Namespace) -> argparse.Namespace:
-        """The recorded run's flags (one it predates keeps its default), with this command's outputs."""
+        """The recorded run's flags (one it predates keeps what runs did before it: BEFORE_RECORDED, or else its
+        default), with this command's outputs."""
         parser = build_parser()
         flags = parser.parse_args([])
         for action in parser._actions:
             if action.default == argparse.SUPPRESS:  # --help
                 continue
-            value = self.config.get(action.dest, getattr(flags, action.dest))
+            value = self.config.get(action.dest, BEFORE_RECORDED.get(action.dest, getattr(flags, action.dest)))
             if action.type is not None and value is not None:
                 value = [action.type(item) for item in value] if isinstance(value, list) else action.type(value)
             if action.choices is not None and value is not None and not set(

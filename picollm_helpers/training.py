@@ -3,7 +3,8 @@
 The recipe is what people train small GPTs with today (nanoGPT's): AdamW with weight decay on
 the weight matrices only, a linear warm-up, a cosine decay to a tenth of the peak rate, and
 gradient-norm clipping at 1.0. `STARTER_RECIPE` is the starter's plain Adam at a constant
-rate, which the course notes' runs use.
+rate, which the course notes' runs use. A recipe with init="counts" starts a Transformer from
+the bigram counts of its training text (count_start.py) instead of from random weights.
 
 A run is as long as its budget: `max_steps` optimizer steps, or `train_seconds` of training
 (evaluation not counted), in which case the step count the cosine spans is estimated from the
@@ -36,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .corpus import HeldOutSet
+from .count_start import can_start_from_counts, start_from_counts
 from .presets import OUTPUT_FLAGS, TRAINING_FLAGS, InputError, flag
 from .sources import note
 from .device import PRECISIONS, autocast, is_main_process, process_count, process_rank, resolve_precision
@@ -46,7 +48,7 @@ from .tokenizer import TOKENIZER_NAME
 
 HISTORY_COLUMNS = ["model", "epoch", "step", "loss", "tokens", "tokens_per_s", "elapsed_s", "learning_rate",
                    "test_loss", "test_bpc"]
-OPTIMIZERS, SCHEDULES = ("adamw", "adam"), ("cosine", "constant")
+OPTIMIZERS, SCHEDULES, INITS = ("adamw", "adam"), ("cosine", "constant"), ("random", "counts")
 AUTO_WARMUP_FRACTION = 0.05  # warm-up steps, as a share of the run, when warmup_steps is None
 # The loss path each device trains with by default. On the CPU the fused loss measured as fast as
 # the plain one or faster, and in far less memory once a batch outgrows a chunk
@@ -63,12 +65,14 @@ PACKED_CPU_BATCH = 8  # the recipe sweep (benchmarks/recipe_defaults.py): learne
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to train: optimizer, learning-rate schedule, weight decay and gradient clipping.
+    """How to train: the first weights, optimizer, learning-rate schedule, weight decay and gradient clipping.
 
     learning_rate is the peak rate; warmup_steps=None warms up over the first twentieth of
     the run. weight_decay applies to weight matrices and embeddings only (AdamW), never to
     biases or norm gains. grad_clip=None turns clipping off. The defaults learned best on real
     text in a measured sweep (benchmarks/recipe_defaults.py, artefacts/recipe_sweep.json).
+    init="counts" starts a Transformer with its own head from its training text's bigram counts
+    (count_start.py; other models start at random); the command line's packed runs do.
     """
 
     optimizer: str = field(default="adamw", metadata=flag(
@@ -87,6 +91,12 @@ class Recipe:
     grad_clip: float | None = field(default=1.0, metadata=flag(
         "--grad_clip", group=TRAINING_FLAGS, default=None, help="Clip the gradient norm to this; 0 turns it off."))
     betas: tuple[float, float] = (0.9, 0.99)
+    init: str = field(default="random", metadata=flag(
+        "--init", group=TRAINING_FLAGS, choices=INITS, default=None,
+        help="counts: a Transformer's embedding and head start from the bigram counts of its training text, so "
+             "that before its first step it predicts as counting pairs does (the seconds this takes count in "
+             "--train_seconds; a k-gram MLP, an LSTM or a Transformer with a tied head starts at random); random: "
+             "GPT-2's initialisation."))
 
     def __post_init__(self):
         checks = [
@@ -99,6 +109,7 @@ class Recipe:
             (self.grad_clip is None or self.grad_clip > 0,
              f"grad_clip={self.grad_clip} (--grad_clip) must be above 0, or None to turn clipping off"),
             (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio={self.min_lr_ratio} must lie in [0, 1]"),
+            (self.init in INITS, f"init={self.init!r} (--init): use random or counts"),
         ]
         for ok, message in checks:
             if not ok:
@@ -207,13 +218,17 @@ class TrainingRun:
     @classmethod
     def from_record(cls, record: dict) -> TrainingRun:
         """The run a history, checkpoint or metrics file recorded (run_record), to train again."""
-        recipe = {name: tuple(value) if isinstance(value, list) else value for name, value in record["recipe"].items()}
+        recipe = {name: tuple(value) if isinstance(value, list) else value
+                  for name, value in {**BEFORE_RECORDED, **record["recipe"]}.items()}
         return cls(budget=Budget(**record["budget"]), batch_size=record["batch_size"], seed=record["seed"],
                    recipe=(ReplayedRecipe if "rates" in recipe else Recipe)(**recipe),
                    evaluation=Evaluation(**{**record["evaluation"],
                                             "at_steps": tuple(record["evaluation"]["at_steps"])}),
                    checkpointing=Checkpointing(**record["checkpointing"]), arithmetic=Arithmetic(**record["arithmetic"]))
 
+
+# What a run recorded before a setting existed did: its record, replayed, means this.
+BEFORE_RECORDED = {"init": "random"}
 
 STARTER_RECIPE = Recipe(optimizer="adam", learning_rate=1e-3, schedule="constant", warmup_steps=0,
                         weight_decay=0.0, grad_clip=None, betas=(0.9, 0.999))
@@ -505,7 +520,8 @@ def train_model(model: torch.nn.Module, corpus, run: TrainingRun, *, heldout=Non
     step), tokens_per_s, elapsed_s (training time so far, evaluation and checkpoints excluded),
     learning_rate, test_loss and test_bpc (held-out nats per token and bits per character at the
     points run.evaluation names, NaN elsewhere); `history.attrs` holds how it trained (precision,
-    processes, grad_accum_steps, compiled). The held-out part is `heldout`'s (another corpus, so that
+    processes, grad_accum_steps, compiled, and seconds_starting_from_counts where it started from counts). The
+    held-out part is `heldout`'s (another corpus, so that
     runs on different data paths are measured alike) or else the corpus's own. `on_eval(step, model)`,
     if given, is called at those same points (a sample, say), outside the timed training. `name` labels
     the progress bar and the history's rows.
@@ -524,9 +540,10 @@ def train_model(model: torch.nn.Module, corpus, run: TrainingRun, *, heldout=Non
     precision = resolve_precision(arithmetic.precision, device)
     fused_loss = default_fused_loss(device) if arithmetic.fused_loss is None else arithmetic.fused_loss
     compile = arithmetic.compile
+    starting_seconds = start_as_recipe_says(model, corpus, run)
     optimizer = make_optimizer(model, run.recipe)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    schedule = Schedule(run.recipe, budget.max_steps, budget.train_seconds, budget.seconds_spent)
+    schedule = Schedule(run.recipe, budget.max_steps, budget.train_seconds, budget.seconds_spent + starting_seconds)
     heldout = heldout or corpus
     # Only the per-example corpus draws by epochs (the starter's); a packed one draws windows for ever,
     # and steps_per_epoch only numbers its steps.
@@ -587,6 +604,8 @@ def train_model(model: torch.nn.Module, corpus, run: TrainingRun, *, heldout=Non
         bar.close()
         history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
         history.attrs.update(training_record(run, precision, compile, state.resumed_from_step))
+        if starting_seconds:
+            history.attrs["seconds_starting_from_counts"] = starting_seconds
         model.trained_with = dict(history.attrs)  # what save_checkpoint records of how the model trained
         if checkpoints.path is not None:
             write_checkpoint()  # under the stop requests, so that torchrun's forwarded signal, if late, only asks again
@@ -594,6 +613,16 @@ def train_model(model: torch.nn.Module, corpus, run: TrainingRun, *, heldout=Non
             raise TrainingStopped(stop.stopping, len(rows), schedule.planned_steps, budget.train_seconds is not None,
                                   None if checkpoints.path is None else Path(checkpoints.path))
     return history
+
+
+def start_as_recipe_says(model: torch.nn.Module, corpus, run: TrainingRun) -> float:
+    """Start the model from counts where the recipe asks it to and the model can (not when going on from a
+    checkpoint, whose weights replace any start); the seconds that took, which a budget in seconds counts."""
+    if run.recipe.init != "counts" or run.checkpointing.resume_from is not None or not can_start_from_counts(model):
+        return 0.0
+    started = time.perf_counter()
+    start_from_counts(model, corpus.train_streams())
+    return time.perf_counter() - started
 
 
 def evaluation_due(evaluation: Evaluation, state: TrainingState, steps_done: int, elapsed: float) -> bool:

@@ -278,9 +278,10 @@ def benchmark_runs(preset_transformer: TransformerConfig, command_line: SpeedRun
 
 def recipe_runs(base: SpeedRun) -> list[SpeedRun]:
     """The sweep behind the command line's defaults: `base` (the defaults), then each of its choices changed
-    in turn: the count model it is mixed with, the head, the compact head's min_count, the batch, the learning
-    rate, the warm-up, the decay, torch.compile and the threads. (The bucket's prior changes no training: every
-    compact run reports its loss under the other prior too, measured on the same weights.)"""
+    in turn: the count model it is mixed with, its start from counts, the head, the compact head's min_count,
+    the batch, the learning rate, the warm-up, the decay, torch.compile and the threads. (The bucket's prior
+    changes no training: every compact run reports its loss under the other prior too, measured on the same
+    weights.)"""
     def changed(label: str, **changes) -> SpeedRun:
         return replace(base, label=label, **changes)
 
@@ -289,6 +290,7 @@ def recipe_runs(base: SpeedRun) -> list[SpeedRun]:
 
     return [changed("the defaults"),
             changed("no count model (the Transformer alone)", counts=False),
+            recipe("random start (GPT-2's initialisation)", init="random"),
             changed("full head (all 50,257 ids)", vocab="gpt2"),
             *[changed(f"min_count {count}", min_count=count) for count in (1, 4, 8, 32)],
             *[changed(f"batch {size}", batch_size=size) for size in (4, 16, 32) if size != base.batch_size],

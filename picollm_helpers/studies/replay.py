@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..presets import InputError, get_run_preset
 from ..tokenizer import get_tokenizer
+from ..training import BEFORE_RECORDED
 from .fastest_learner import fastest_learner_plan
 from .hyperparameters import width_plan
 from .lessons import Study
@@ -105,7 +106,7 @@ def changed_settings(recorded: dict, now: dict, prefix: str = "") -> list[str]:
     (settings the artefact adds to those, such as the rates a study chose, are not compared)."""
     changes = []
     for name, value in now.items():
-        was = recorded.get(name)
+        was = recorded.get(name, BEFORE_RECORDED.get(name) if prefix == "recipe." else None)
         if isinstance(value, dict) and isinstance(was, dict):
             changes += changed_settings(was, value, f"{prefix}{name}.")
         elif json.dumps(value, sort_keys=True, default=str) != json.dumps(was, sort_keys=True, default=str):

@@ -1,10 +1,11 @@
 """The Transformer that writes (notebook 03), the model the sampling lab (notebook 04) opens on.
 
 The run preset's own Transformer trains on the base corpus for the preset's budget
-(`run.writer_steps`), with the preset's head, and is mixed with the count models of the same
-text, as the command line's defaults are (the order and the weight chosen on validation lines taken
-out of training). Then it writes: a few continuations of prompts that suit the corpus (a speaker's
-name and a line break writes a speech), greedy and sampled at p = 0.5 and p = 1.0, one per seed.
+(`run.writer_steps`), with the preset's head, starting from the bigram counts of its text and mixed
+with the count models of the same text, as the command line's defaults are (the order and the weight
+chosen on validation lines taken out of training). Then it writes: a few continuations of prompts
+that suit the corpus (a speaker's name and a line break writes a speech), greedy and sampled at
+p = 0.5 and p = 1.0, one per seed.
 What it writes is measured: its held-out loss on the standard held-out work (nats per token and
 bits per character), with the Transformer alone and the count models beside it, the share of its
 words that are words, how much the samples vary, and the share of their 8-word spans copied
@@ -42,6 +43,7 @@ PROMPTS = {"plays": ("ROSALIND.\n", "FALSTAFF.\n", "KING HENRY.\n"),
 PROMPT_SEED_STRIDE = 1_000
 WRITER_SEEDS = range(4)  # each prompt is sampled once per seed, at each setting
 CURVE_TOKENS = 8_192  # the held-out slice the training curve is evaluated on; the end uses the whole work
+WRITER_RECIPE = Recipe(init="counts")  # the bundle's recipe, starting from counts, as the command line's defaults do
 
 
 def writing_prompts(base_corpus: str = "plays") -> tuple[str, ...]:
@@ -112,7 +114,8 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
     checkpoints = (Checkpointing(path=progress, every=max(1, run.writer_steps // 10),
                                  resume_from=resume_point(progress)) if progress else Checkpointing())
     training = TrainingRun(budget=Budget(max_steps=run.writer_steps), batch_size=run.batch_size, seed=seed,
-                           evaluation=Evaluation(every=max(1, run.writer_steps // 5)), checkpointing=checkpoints,
+                           recipe=WRITER_RECIPE, evaluation=Evaluation(every=max(1, run.writer_steps // 5)),
+                           checkpointing=checkpoints,
                            arithmetic=Arithmetic(grad_accum_steps=run.grad_accum_steps))
     history = train_model(model, corpus, training, heldout=curve, name="the writer")
     writer = mix_with_counts(model, count_models, corpus.validation)
@@ -129,7 +132,7 @@ def train_writer(enc, run: RunPreset, *, device, base_corpus: str = "plays", tin
                                 "tinystories_stories": run.tinystories_stories})
         progress.unlink()  # the run is complete: running the notebook again trains afresh
     config = {"transformer": asdict(transformer), "vocabulary": describe_vocabulary(model), "steps": run.writer_steps,
-              "batch_size": run.batch_size, "block_size": run.block_size, "recipe": asdict(Recipe()), "data": data,
+              "batch_size": run.batch_size, "block_size": run.block_size, "recipe": asdict(WRITER_RECIPE), "data": data,
               "train_tokens": corpus.num_train_tokens, "heldout": [stream.name for stream in heldout.heldout],
               "prompts": list(prompts), "seeds": list(seeds), "max_new_tokens": max_new_tokens, "word_list": word_list,
               "seed": seed}
