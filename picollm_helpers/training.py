@@ -93,10 +93,10 @@ class Recipe:
     betas: tuple[float, float] = (0.9, 0.99)
     init: str = field(default="random", metadata=flag(
         "--init", group=TRAINING_FLAGS, choices=INITS, default=None,
-        help="counts: a Transformer's embedding and head start from the bigram counts of its training text, so "
-             "that before its first step it predicts as counting pairs does (the seconds this takes count in "
-             "--train_seconds; a k-gram MLP, an LSTM or a Transformer with a tied head starts at random); random: "
-             "GPT-2's initialisation."))
+        help="counts: a Transformer's embedding and head start as the two factors of the bigram table of its "
+             "training text, so that each token's logits rank the next tokens as counting pairs does (the seconds "
+             "this takes count in --train_seconds; a k-gram MLP, an LSTM or a Transformer with a tied head starts "
+             "at random); random: GPT-2's initialisation."))
 
     def __post_init__(self):
         checks = [
